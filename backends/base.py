@@ -1,0 +1,185 @@
+"""The Backend interface: every kernel an op may call.
+
+An op never touches tensor data itself; it asks its backend. A backend owns
+an array type (NumPy ndarray, Numba device array, ...) and implements the
+kernels below on it. Shapes are tuples of ints, axes are non-negative or
+negative ints, dtypes are NumPy dtypes. Kernels may assume their inputs were
+validated by the op (shapes agree, indices in range): error messages that
+name the op are the op's job.
+
+The list is deliberately short (tinygrad shows how few primitives one
+needs); fused kernels (softmax rows, im2col, max-pool) exist because they
+are where a compiled backend wins.
+"""
+from abc import ABC, abstractmethod
+
+UNARY_OPS = ("neg", "exp", "log", "sin", "cos", "sqrt", "rsqrt", "relu",
+             "sigmoid", "tanh", "silu", "abs", "sign")
+BINARY_OPS = ("add", "sub", "mul", "div", "pow", "maximum", "minimum",
+              "gt", "ge", "lt", "le", "eq", "ne")
+SEMIRINGS = ("max_plus", "min_plus", "max_mul")
+
+
+class Backend(ABC):
+    name = "abstract"
+
+    def __repr__(self):
+        return f"<backend {self.name}>"
+
+    # ---- creation and host transfer -------------------------------------
+    @abstractmethod
+    def asarray(self, data, dtype=None):
+        """Host data (NumPy array, list, scalar) or a backend array -> backend array."""
+
+    @abstractmethod
+    def to_numpy(self, a):
+        """Backend array -> a NumPy array on the host (a copy for device backends)."""
+
+    @abstractmethod
+    def is_array(self, a):
+        """True when `a` is this backend's array type (no conversion needed)."""
+
+    @abstractmethod
+    def full(self, shape, value, dtype):
+        """A new array of `shape` filled with `value`."""
+
+    def zeros(self, shape, dtype):
+        return self.full(shape, 0, dtype)
+
+    def ones(self, shape, dtype):
+        return self.full(shape, 1, dtype)
+
+    @abstractmethod
+    def astype(self, a, dtype):
+        """`a` converted to `dtype` (may return `a` itself when it already has it)."""
+
+    @abstractmethod
+    def arange(self, n, dtype):
+        """0, 1, ..., n-1."""
+
+    # ---- elementwise ------------------------------------------------------
+    @abstractmethod
+    def unary(self, op, a):
+        """Elementwise op(a) for op in UNARY_OPS."""
+
+    @abstractmethod
+    def binary(self, op, a, b):
+        """Elementwise op(a, b) for op in BINARY_OPS with NumPy broadcasting.
+
+        Either side may be a Python scalar; comparisons return bool arrays."""
+
+    @abstractmethod
+    def where(self, cond, a, b):
+        """cond ? a : b, broadcasting all three."""
+
+    # ---- reductions -------------------------------------------------------
+    @abstractmethod
+    def sum(self, a, axes=None, keepdims=False):
+        """Sum over `axes` (tuple of ints, or None for all)."""
+
+    @abstractmethod
+    def max(self, a, axis=None, keepdims=False):
+        """Maximum over one axis (or all)."""
+
+    @abstractmethod
+    def argmax(self, a, axis, keepdims=False):
+        """Index (int64) of the first maximum along `axis`."""
+
+    @abstractmethod
+    def min(self, a, axis=None, keepdims=False):
+        """Minimum over one axis (or all)."""
+
+    # ---- layout -----------------------------------------------------------
+    @abstractmethod
+    def reshape(self, a, shape):
+        """A view or copy of `a` with a new shape of the same size."""
+
+    @abstractmethod
+    def transpose(self, a, axes):
+        """Axes permuted (a view where the backend allows it)."""
+
+    @abstractmethod
+    def broadcast_to(self, a, shape):
+        """`a` broadcast to `shape` (read-only view allowed)."""
+
+    @abstractmethod
+    def copy(self, a):
+        """A fresh C-contiguous copy."""
+
+    @abstractmethod
+    def cat(self, arrays, axis):
+        """Concatenate along `axis`."""
+
+    @abstractmethod
+    def split(self, a, sizes, axis):
+        """Split along `axis` into consecutive pieces of the given sizes."""
+
+    @abstractmethod
+    def diagonal(self, a, axis1, axis2):
+        """The diagonal over two equal-sized axes; it becomes the last axis (as numpy.diagonal)."""
+
+    @abstractmethod
+    def diag_embed(self, a, axis1, axis2):
+        """Inverse of diagonal: the last axis of `a` is placed on the diagonal of two new
+        axes at positions axis1 < axis2 of the result, zeros elsewhere."""
+
+    # ---- indexing ---------------------------------------------------------
+    @abstractmethod
+    def getitem(self, a, key):
+        """a[key] for a NumPy-style key (ints, slices, None, Ellipsis, int arrays)."""
+
+    @abstractmethod
+    def index_put_add(self, shape, key, values):
+        """zeros(shape) with `values` added at [key]; repeated indices accumulate."""
+
+    @abstractmethod
+    def gather(self, a, axis, index):
+        """out[i][j][k] = a[i][index[i][j][k]][k] for axis=1 (torch.gather)."""
+
+    @abstractmethod
+    def scatter_add(self, shape, axis, index, src):
+        """zeros(shape), then out[i][index[i][j][k]][k] += src[i][j][k] (axis=1)."""
+
+    @abstractmethod
+    def take_rows(self, table, indices):
+        """table[indices] for an int array `indices` of any shape (embedding lookup)."""
+
+    @abstractmethod
+    def scatter_rows_add(self, num_rows, indices, src):
+        """zeros((num_rows,) + row_shape), then out[indices[...]] += src[...]."""
+
+    # ---- linear algebra ---------------------------------------------------
+    @abstractmethod
+    def matmul(self, a, b):
+        """Batched matrix product with broadcast batch dims (numpy.matmul on ndim >= 2)."""
+
+    @abstractmethod
+    def tropical_matmul(self, a, b, semiring):
+        """Batched tropical product for semiring in SEMIRINGS.
+
+        a: (..., n, k), b: (..., k, m), batch dims broadcast. Returns (c, arg) where
+        c[..., i, j] = ⊕_l a[..., i, l] ⊗ b[..., l, j] and arg (int64) is the winning l,
+        the lowest one on ties."""
+
+    # ---- convolution and pooling -----------------------------------------
+    @abstractmethod
+    def im2col(self, x, kh, kw, stride, padding):
+        """x (N, C, H, W) -> cols (N, C*kh*kw, OH*OW), zero padding."""
+
+    @abstractmethod
+    def col2im(self, cols, x_shape, kh, kw, stride, padding):
+        """Adjoint of im2col: overlapping patches are summed back into (N, C, H, W)."""
+
+    @abstractmethod
+    def max_pool2d(self, x, kernel, stride):
+        """x (N, C, H, W) -> (out (N, C, OH, OW), idx) where idx (int64) is the flat
+        position in the H*W plane of the first maximum in row-major window order."""
+
+    # ---- fused rows -------------------------------------------------------
+    @abstractmethod
+    def softmax(self, a, axis):
+        """exp(a - max) / sum, along `axis`."""
+
+    @abstractmethod
+    def log_softmax(self, a, axis):
+        """a - max - log(sum(exp(a - max))), along `axis`."""

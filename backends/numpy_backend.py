@@ -1,0 +1,222 @@
+"""The reference backend: every kernel in a few lines of NumPy."""
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .base import Backend
+
+_UNARY = {
+    "neg": np.negative,
+    "exp": np.exp,
+    "log": np.log,
+    "sin": np.sin,
+    "cos": np.cos,
+    "sqrt": np.sqrt,
+    "rsqrt": lambda a: 1 / np.sqrt(a),
+    "relu": lambda a: np.maximum(a, 0),
+    "sigmoid": lambda a: _sigmoid(a),
+    "tanh": np.tanh,
+    "silu": lambda a: a * _sigmoid(a),
+    "abs": np.abs,
+    "sign": np.sign,
+}
+
+_BINARY = {
+    "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
+    "pow": np.power, "maximum": np.maximum, "minimum": np.minimum,
+    "gt": np.greater, "ge": np.greater_equal, "lt": np.less,
+    "le": np.less_equal, "eq": np.equal, "ne": np.not_equal,
+}
+
+
+def _sigmoid(a):
+    # exp of a non-positive number never overflows, so both branches are stable
+    e = np.exp(-np.abs(a))
+    return np.where(a >= 0, 1 / (1 + e), e / (1 + e))
+
+
+# (combine, better, identity) of each semiring: c = better-of over l of combine(a_il, b_lj)
+_SEMIRING = {
+    "max_plus": (np.add, np.greater, -np.inf),
+    "min_plus": (np.add, np.less, np.inf),
+    "max_mul": (np.multiply, np.greater, 0.0),
+}
+
+
+def _conv_out(size, k, stride, padding):
+    return (size + 2 * padding - k) // stride + 1
+
+
+class NumpyBackend(Backend):
+    name = "numpy"
+    # elements of the (n, block, m) slab the tropical matmul materialises at once
+    tropical_block_elements = 1 << 22
+
+    # ---- creation and host transfer
+    def asarray(self, data, dtype=None):
+        return np.asarray(data, dtype=dtype)
+
+    def to_numpy(self, a):
+        return np.array(a)
+
+    def is_array(self, a):
+        return isinstance(a, (np.ndarray, np.generic))
+
+    def full(self, shape, value, dtype):
+        return np.full(shape, value, dtype=dtype)
+
+    def astype(self, a, dtype):
+        return np.asarray(a).astype(dtype, copy=False)
+
+    def arange(self, n, dtype):
+        return np.arange(n, dtype=dtype)
+
+    # ---- elementwise
+    def unary(self, op, a):
+        return _UNARY[op](a)
+
+    def binary(self, op, a, b):
+        return _BINARY[op](a, b)
+
+    def where(self, cond, a, b):
+        return np.where(cond, a, b)
+
+    # ---- reductions
+    def sum(self, a, axes=None, keepdims=False):
+        return np.sum(a, axis=axes, keepdims=keepdims)
+
+    def max(self, a, axis=None, keepdims=False):
+        return np.max(a, axis=axis, keepdims=keepdims)
+
+    def argmax(self, a, axis, keepdims=False):
+        return np.argmax(a, axis=axis, keepdims=keepdims)
+
+    def min(self, a, axis=None, keepdims=False):
+        return np.min(a, axis=axis, keepdims=keepdims)
+
+    # ---- layout
+    def reshape(self, a, shape):
+        return np.reshape(a, shape)
+
+    def transpose(self, a, axes):
+        return np.transpose(a, axes)
+
+    def broadcast_to(self, a, shape):
+        return np.broadcast_to(a, shape)
+
+    def copy(self, a):
+        return np.ascontiguousarray(a).copy()
+
+    def cat(self, arrays, axis):
+        return np.concatenate(arrays, axis=axis)
+
+    def split(self, a, sizes, axis):
+        return tuple(np.split(a, np.cumsum(sizes)[:-1], axis=axis))
+
+    def diagonal(self, a, axis1, axis2):
+        return np.diagonal(a, axis1=axis1, axis2=axis2)
+
+    def diag_embed(self, a, axis1, axis2):
+        d = a.shape[-1]
+        out = np.zeros(a.shape[:-1] + (d, d), dtype=a.dtype)
+        i = np.arange(d)
+        out[..., i, i] = a
+        return np.moveaxis(out, (-2, -1), (axis1, axis2))
+
+    # ---- indexing
+    def getitem(self, a, key):
+        return a[key]
+
+    def index_put_add(self, shape, key, values):
+        out = np.zeros(shape, dtype=values.dtype)
+        parts = key if isinstance(key, tuple) else (key,)
+        if any(isinstance(k, np.ndarray) for k in parts):
+            np.add.at(out, key, values)  # advanced indices may repeat
+        else:
+            out[key] = values
+        return out
+
+    def gather(self, a, axis, index):
+        # torch.gather reads only the leading index.shape[d] entries of the other dims
+        window = tuple(slice(None) if d == axis % a.ndim else slice(0, n)
+                       for d, n in enumerate(index.shape))
+        return np.take_along_axis(a[window], index, axis=axis)
+
+    def scatter_add(self, shape, axis, index, src):
+        out = np.zeros(shape, dtype=src.dtype)
+        grid = list(np.ogrid[tuple(slice(0, n) for n in index.shape)])
+        grid[axis % len(shape)] = index
+        np.add.at(out, tuple(grid), src[tuple(slice(0, n) for n in index.shape)])
+        return out
+
+    def take_rows(self, table, indices):
+        return table[indices]
+
+    def scatter_rows_add(self, num_rows, indices, src):
+        out = np.zeros((num_rows,) + src.shape[indices.ndim:], dtype=src.dtype)
+        np.add.at(out, indices, src)
+        return out
+
+    # ---- linear algebra
+    def matmul(self, a, b):
+        return np.matmul(a, b)
+
+    def tropical_matmul(self, a, b, semiring):
+        combine, better, identity = _SEMIRING[semiring]
+        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        n, k, m = a.shape[-2], a.shape[-1], b.shape[-1]
+        dtype = np.result_type(a, b)
+        best = np.full(batch + (n, m), identity, dtype=dtype)
+        arg = np.zeros(batch + (n, m), dtype=np.int64)
+        slab = max(1, int(np.prod(batch, dtype=np.int64)) * n * m)
+        block = max(1, min(k, self.tropical_block_elements // slab))
+        for start in range(0, k, block):
+            stop = min(k, start + block)
+            cand = combine(a[..., :, start:stop, None], b[..., None, start:stop, :])
+            pick = (np.argmin if better is np.less else np.argmax)(cand, axis=-2)
+            value = np.take_along_axis(cand, pick[..., None, :], axis=-2)[..., 0, :]
+            # strict comparison keeps the earlier (lower) index on ties across blocks
+            won = better(value, best)
+            if start == 0:
+                won |= ~better(best, value)  # first block wins even against an all-identity row
+            best = np.where(won, value, best)
+            arg = np.where(won, pick + start, arg)
+        return best, arg
+
+    # ---- convolution and pooling
+    def im2col(self, x, kh, kw, stride, padding):
+        n, c, h, w = x.shape
+        if padding:
+            x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+        win = sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::stride, ::stride]
+        oh, ow = win.shape[2], win.shape[3]
+        return win.transpose(0, 1, 4, 5, 2, 3).reshape(n, c * kh * kw, oh * ow)
+
+    def col2im(self, cols, x_shape, kh, kw, stride, padding):
+        n, c, h, w = x_shape
+        oh, ow = _conv_out(h, kh, stride, padding), _conv_out(w, kw, stride, padding)
+        cols = cols.reshape(n, c, kh, kw, oh, ow)
+        out = np.zeros((n, c, h + 2 * padding, w + 2 * padding), dtype=cols.dtype)
+        for i in range(kh):  # a loop over kernel offsets, each a strided slab add
+            for j in range(kw):
+                out[:, :, i:i + stride * oh:stride, j:j + stride * ow:stride] += cols[:, :, i, j]
+        return out[:, :, padding:padding + h, padding:padding + w]
+
+    def max_pool2d(self, x, kernel, stride):
+        n, c, h, w = x.shape
+        win = sliding_window_view(x, (kernel, kernel), axis=(2, 3))[:, :, ::stride, ::stride]
+        oh, ow = win.shape[2], win.shape[3]
+        flat = win.reshape(n, c, oh, ow, kernel * kernel)
+        pick = np.argmax(flat, axis=-1)  # argmax returns the first maximum
+        out = np.take_along_axis(flat, pick[..., None], axis=-1)[..., 0]
+        rows = np.arange(oh)[:, None] * stride + pick // kernel
+        cols = np.arange(ow)[None, :] * stride + pick % kernel
+        return out, (rows * w + cols).astype(np.int64)
+
+    # ---- fused rows
+    def softmax(self, a, axis):
+        e = np.exp(a - np.max(a, axis=axis, keepdims=True))
+        return e / np.sum(e, axis=axis, keepdims=True)
+
+    def log_softmax(self, a, axis):
+        shifted = a - np.max(a, axis=axis, keepdims=True)
+        return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))

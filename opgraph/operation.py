@@ -1,0 +1,162 @@
+"""Operation: the unit of the graph. Subclass it to write an op.
+
+    class Square(Operation):
+        '''y = x²;  dx = 2·x·dy'''
+        def forward(self, x):
+            return self.backend.binary("mul", x, x)
+        def backward(self, grad):
+            (x,) = self.inputs
+            return (grad * 2 * x,)
+
+`forward` receives and returns backend arrays; `backward` receives the output
+gradient as a Tensor and returns one Tensor (or None) per input, written with
+opgraph's own functions so that it is itself differentiable.
+"""
+import itertools
+import weakref
+
+from . import tape as _tape
+from .tensor import Tensor
+
+_sequence = itertools.count()
+
+
+class Operation:
+    once_differentiable = False  # True when backward calls a raw kernel (no double backward)
+    backend = None
+    _inputs = ()
+    _released = False
+    _tape = None
+
+    @property
+    def name(self):
+        return type(self).__name__
+
+    def forward(self, *arrays):
+        raise NotImplementedError(f"{self.name}.forward")
+
+    def backward(self, grad_output):
+        raise NotImplementedError(f"{self.name}.backward")
+
+    @property
+    def inputs(self):
+        return self._inputs
+
+    @property
+    def output(self):
+        return self._output()
+
+    @property
+    def outputs(self):
+        return (self._output(),)
+
+    def _backward_all(self, grads):
+        result = self.backward(grads[0])
+        return result if isinstance(result, tuple) else tuple(result)
+
+    def __call__(self, *inputs):
+        inputs = _as_tensors(self.name, inputs)
+        self.backend = inputs[0].backend if inputs else _default_backend()
+        result = self.forward(*[t.data for t in inputs])
+        return self._wrap(result, inputs)
+
+    def _needs_grad(self, inputs):
+        return _tape._state.recording and any(t.requires_grad for t in inputs)
+
+    def _wrap(self, array, inputs):
+        if self._needs_grad(inputs) and array.dtype.kind == "f":
+            out = Tensor._make(array, self.backend, True, self)
+            self._record(inputs)
+            self._output = weakref.ref(out)
+            return out
+        return Tensor._make(array, self.backend)
+
+    def _record(self, inputs):
+        self._inputs = inputs
+        self._seq = next(_sequence)
+        self._tape = _tape.current_tape()
+        self._tape.record(self)
+
+    def _release(self):
+        """Drop what forward saved (and the inputs) once backward has used them."""
+        for key in list(self.__dict__):
+            if key not in ("_seq", "_tape", "_output", "backend"):
+                del self.__dict__[key]
+        self._released = True
+
+    def constant(self, array):
+        """A backend array as a Tensor that needs no gradient (masks, one-hots, indices)."""
+        return Tensor._make(array, self.backend)
+
+    def __repr__(self):
+        return f"<{self.name}>"
+
+
+class MultiOutputOperation(Operation):
+    """An op with several outputs (Chunk): forward returns a tuple of arrays,
+    backward_multi receives one gradient per output, None for unused outputs."""
+
+    def backward_multi(self, grad_outputs):
+        raise NotImplementedError(f"{self.name}.backward_multi")
+
+    def backward(self, grad_output):
+        return self.backward_multi((grad_output,))
+
+    @property
+    def output(self):
+        raise AttributeError(f"{self.name} has several outputs: use .outputs")
+
+    @property
+    def outputs(self):
+        return tuple(ref() for ref in self._output)
+
+    def _backward_all(self, grads):
+        return tuple(self.backward_multi(tuple(grads)))
+
+    def _wrap(self, arrays, inputs):
+        if self._needs_grad(inputs):
+            outs = tuple(Tensor._make(a, self.backend, True, self) for a in arrays)
+            self._record(inputs)
+            self._output = tuple(weakref.ref(t) for t in outs)
+            return outs
+        return tuple(Tensor._make(a, self.backend) for a in arrays)
+
+
+def _default_backend():
+    from .tensor import get_default_backend
+    return get_default_backend()
+
+
+def _as_tensors(name, inputs):
+    """Inputs as Tensors on one backend; NumPy arrays and scalars join the first tensor's backend."""
+    backend = None
+    for t in inputs:
+        if isinstance(t, Tensor):
+            if backend is None:
+                backend = t.backend
+            elif t.backend is not backend:
+                raise ValueError(f"{name}: inputs live on different backends "
+                                 f"({backend.name} and {t.backend.name}); move one with .to()")
+    if all(isinstance(t, Tensor) for t in inputs):
+        return tuple(inputs)
+    backend = backend or _default_backend()
+    return tuple(t if isinstance(t, Tensor) else Tensor(t, backend=backend) for t in inputs)
+
+
+def broadcast_shapes(name, *shapes):
+    """NumPy's broadcast result of `shapes`, or a ValueError naming the op and the shapes."""
+    ndim = max(len(s) for s in shapes)
+    result = []
+    for dims in zip(*[(1,) * (ndim - len(s)) + tuple(s) for s in shapes]):
+        sizes = {d for d in dims if d != 1}
+        if len(sizes) > 1:
+            listed = " and ".join(str(tuple(s)) for s in shapes)
+            raise ValueError(f"{name}: shapes {listed} cannot be broadcast together")
+        result.append(sizes.pop() if sizes else 1)
+    return tuple(result)
+
+
+def normalize_axis(name, axis, ndim):
+    if not -ndim <= axis < max(ndim, 1):
+        raise ValueError(f"{name}: dim {axis} is out of range for a tensor with {ndim} dims")
+    return axis % ndim if ndim else 0

@@ -1,0 +1,253 @@
+"""The tape: what ops ran, and the reverse replay that turns it into gradients.
+
+Each op records itself on the current tape when it runs with recording on.
+The tape holds *weak* references: an op lives exactly as long as the
+tensors that depend on it. So a forward pass that is never backpropagated
+leaves nothing behind, and a long training loop keeps memory flat.
+"""
+import threading
+import weakref
+
+
+class _State(threading.local):
+    def __init__(self):
+        self.recording = True
+        self.tapes = [Tape()]  # bottom: this thread's default tape
+
+
+def current_tape():
+    return _state.tapes[-1]
+
+
+def is_recording():
+    return _state.recording
+
+
+class Tape:
+    """Records ops in the order they run; a context manager for a tape of your own."""
+
+    def __init__(self):
+        self._refs = []
+        self._compact_at = 1024
+        self.parent = None
+
+    def record(self, op):
+        self._refs.append(weakref.ref(op))
+        if len(self._refs) >= self._compact_at:
+            self._compact()
+
+    def _compact(self):
+        self._refs = [r for r in self._refs if (op := r()) is not None and not op._released]
+        self._compact_at = max(1024, 2 * len(self._refs))
+
+    @property
+    def ops(self):
+        """The live recorded ops, in the order they ran."""
+        return [op for r in self._refs if (op := r()) is not None and not op._released]
+
+    def __len__(self):
+        return len(self.ops)
+
+    def __enter__(self):
+        self.parent = current_tape()
+        _state.tapes.append(self)
+        return self
+
+    def __exit__(self, *exc):
+        _state.tapes.remove(self)
+        return False
+
+    def owns(self, op):
+        tape = op._tape
+        while tape is not None:
+            if tape is self:
+                return True
+            tape = tape.parent
+        return False
+
+    def gradient(self, target, sources, grad_output=None, retain_graph=False, create_graph=False):
+        """Gradients of `target` w.r.t. `sources` through the ops recorded on this tape."""
+        return grad(target, sources, grad_output, retain_graph, create_graph, tape=self)
+
+    def __str__(self):
+        lines = [f"Tape with {len(self.ops)} ops:"]
+        for i, op in enumerate(self.ops):
+            ins = ", ".join(str(tuple(t.shape)) for t in op.inputs)
+            outs = ", ".join(str(tuple(t.shape)) for t in op.outputs if t is not None)
+            lines.append(f"  {i:3d}  {op.name:<16s} ({ins}) -> {outs}")
+        return "\n".join(lines)
+
+    def print(self):
+        print(str(self))
+
+
+_state = _State()
+
+
+class no_grad:
+    """Turn recording off (context manager or decorator), as torch.no_grad."""
+
+    def __enter__(self):
+        self._prev = _state.recording
+        _state.recording = False
+
+    def __exit__(self, *exc):
+        _state.recording = self._prev
+        return False
+
+    def __call__(self, fn):
+        import functools
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with no_grad():
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+class enable_grad(no_grad):
+    """Turn recording back on inside a no_grad region."""
+
+    def __enter__(self):
+        self._prev = _state.recording
+        _state.recording = True
+
+
+class _set_recording(no_grad):
+    def __init__(self, mode):
+        self.mode = mode
+
+    def __enter__(self):
+        self._prev = _state.recording
+        _state.recording = self.mode
+
+
+# ---------------------------------------------------------------------------
+# the reverse replay
+
+
+def _ops_to_replay(roots, tape):
+    """Ops the roots depend on, latest first (recording order is a topological order)."""
+    found = {}
+    stack = [t.op for t in roots if t.op is not None]
+    while stack:
+        op = stack.pop()
+        if id(op) in found:
+            continue
+        if op._released:
+            raise RuntimeError(
+                f"backward through {op.name} a second time: its graph was released by an earlier "
+                "backward; pass retain_graph=True to the first backward to keep it")
+        if tape is not None and not tape.owns(op):
+            continue
+        found[id(op)] = op
+        for t in op._inputs:
+            if t.op is not None and t.requires_grad:
+                stack.append(t.op)
+    return sorted(found.values(), key=lambda op: op._seq, reverse=True)
+
+
+def _accumulate(grads, tensor, g):
+    entry = grads.get(id(tensor))
+    if entry is None:
+        grads[id(tensor)] = [tensor, g]
+    else:
+        entry[1] = entry[1] + g
+
+
+def _replay(roots, root_grads, retain_graph, create_graph, tape=None, keep=()):
+    """Backpropagate; returns {id(tensor): [tensor, grad]} for leaves and for `keep`."""
+    grads = {}
+    for t, g in zip(roots, root_grads):
+        _accumulate(grads, t, g)
+    kept = {}
+    keep_ids = {id(t) for t in keep}
+    with _set_recording(create_graph):
+        for op in _ops_to_replay(roots, tape):
+            outs = op.outputs
+            out_grads = []
+            for out in outs:
+                entry = grads.pop(id(out), None) if out is not None else None
+                if entry is not None and id(out) in keep_ids:
+                    kept[id(out)] = entry
+                out_grads.append(None if entry is None else entry[1])
+            if all(g is None for g in out_grads):
+                continue
+            if create_graph and op.once_differentiable:
+                raise RuntimeError(
+                    f"{op.name} is once-differentiable: its backward calls a raw kernel, so a "
+                    "second-order gradient (create_graph=True) cannot pass through it")
+            in_grads = op._backward_all(out_grads)
+            if len(in_grads) != len(op._inputs):
+                raise RuntimeError(f"{op.name}.backward returned {len(in_grads)} gradients "
+                                   f"for {len(op._inputs)} inputs")
+            for t, g in zip(op._inputs, in_grads):
+                if g is None or not t.requires_grad:
+                    continue
+                if g.shape != t.shape:
+                    raise RuntimeError(f"{op.name}.backward returned a gradient of shape "
+                                       f"{tuple(g.shape)} for an input of shape {tuple(t.shape)}")
+                _accumulate(grads, t, g)
+            if not retain_graph:
+                op._release()
+    grads.update(kept)
+    return grads
+
+
+def _seed_grads(outputs, grad_outputs):
+    from .tensor import Tensor
+    seeds = []
+    for out, g in zip(outputs, grad_outputs):
+        if g is None:
+            if out.data.size != 1:
+                raise ValueError(
+                    f"backward on a non-scalar tensor of shape {tuple(out.shape)} needs a grad "
+                    "argument of the same shape (the vector of the vector-Jacobian product)")
+            g = Tensor._make(out.backend.full(out.shape, 1, out.dtype), out.backend)
+        elif not isinstance(g, Tensor):
+            g = Tensor._make(out.backend.asarray(g, dtype=out.dtype), out.backend)
+        if tuple(g.shape) != tuple(out.shape):
+            raise ValueError(f"backward: grad of shape {tuple(g.shape)} for an output of shape "
+                             f"{tuple(out.shape)}")
+        seeds.append(g)
+    return seeds
+
+
+def backward(tensor, grad=None, retain_graph=False, create_graph=False):
+    """Accumulate d tensor / d leaf into `.grad` of every leaf that requires grad."""
+    if not tensor.requires_grad:
+        raise RuntimeError("backward: the tensor does not require grad (no input to it "
+                           "requires grad, or it was computed under no_grad)")
+    seeds = _seed_grads([tensor], [grad])
+    grads = _replay([tensor], seeds, retain_graph, create_graph)
+    with _set_recording(create_graph):
+        for t, g in grads.values():
+            if t.op is None and t.requires_grad:
+                t.grad = g if t.grad is None else t.grad + g
+
+
+def _as_list(x):
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=False, create_graph=False, tape=None):
+    """Gradients of `outputs` w.r.t. `inputs` as a list, leaving `.grad` alone
+    (torch.autograd.grad). Inputs the outputs do not depend on get zeros."""
+    from .tensor import Tensor
+    outputs, inputs = _as_list(outputs), _as_list(inputs)
+    grad_outputs = _as_list(grad_outputs) if grad_outputs is not None else [None] * len(outputs)
+    for i, t in enumerate(inputs):
+        if not t.requires_grad:
+            raise ValueError(f"grad: input {i} (shape {tuple(t.shape)}) does not require grad")
+    roots = [o for o in outputs if o.requires_grad]
+    seeds = _seed_grads(outputs, grad_outputs)
+    seeds = [g for o, g in zip(outputs, seeds) if o.requires_grad]
+    grads = _replay(roots, seeds, retain_graph, create_graph, tape=tape, keep=inputs)
+    result = []
+    for t in inputs:
+        entry = grads.get(id(t))
+        if entry is None:
+            result.append(Tensor._make(t.backend.zeros(t.shape, t.dtype), t.backend))
+        else:
+            result.append(entry[1])
+    return result
