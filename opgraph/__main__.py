@@ -18,8 +18,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m opgraph", description=__doc__.split(":")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text in COMMANDS.items():
+        try:
+            module = importlib.import_module(f"opgraph.commands.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"opgraph.commands.{name}":
+                raise
+            continue  # a command not written yet
         p = sub.add_parser(name, help=help_text, description=help_text)
-        module = importlib.import_module(f"opgraph.commands.{name}")
         module.add_arguments(p)
         p.set_defaults(_module=module)
     args = parser.parse_args(argv)
