@@ -157,6 +157,8 @@ def _accumulate(grads, tensor, g):
 
 def _replay(roots, root_grads, retain_graph, create_graph, tape=None, keep=()):
     """Backpropagate; returns {id(tensor): [tensor, grad]} for leaves and for `keep`."""
+    # as in torch: a differentiable backward may reference the forward graph, so keep it
+    retain_graph = retain_graph or create_graph
     grads = {}
     for t, g in zip(roots, root_grads):
         _accumulate(grads, t, g)

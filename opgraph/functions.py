@@ -1,0 +1,268 @@
+"""The public function API: each function validates its arguments, turns
+Python scalars and NumPy arrays into tensors, and applies one op (or a few).
+Tensor methods and operators call these."""
+import numpy as np
+
+from ops import conv as _conv
+from ops import elementwise as _ew
+from ops import indexing as _ix
+from ops import linalg as _la
+from ops import nn_ops as _nn
+from ops import reduce as _red
+from ops import shape as _sh
+
+from .tensor import Tensor, get_default_backend
+
+
+def _lift(x, like):
+    """A non-tensor operand as a constant tensor on `like`'s backend, in its float dtype
+    (so float32 * 2.0 stays float32); without a float partner the tensor() rules apply."""
+    if isinstance(x, Tensor):
+        return x
+    if not isinstance(x, (bool, int, float, np.generic, np.ndarray, list, tuple)):
+        raise TypeError(f"expected a Tensor, a number or a NumPy array, got {type(x).__name__}")
+    backend = like.backend if like is not None else get_default_backend()
+    if like is not None and like.dtype.kind == "f":
+        return Tensor._make(backend.asarray(np.asarray(x, dtype=like.dtype)), backend)
+    return Tensor(x, backend=backend)
+
+
+def _pair(a, b):
+    if not isinstance(a, Tensor):
+        a = _lift(a, b)
+    if not isinstance(b, Tensor):
+        b = _lift(b, a)
+    return a, b
+
+
+# ---- arithmetic
+def add(a, b): return _ew.Add()(*_pair(a, b))
+def sub(a, b): return _ew.Sub()(*_pair(a, b))
+def mul(a, b): return _ew.Mul()(*_pair(a, b))
+def div(a, b): return _ew.Div()(*_pair(a, b))
+def neg(x): return _ew.Neg()(x)
+
+
+def pow(x, exponent):
+    """x ** exponent; a tensor exponent goes through exp(exponent · log x)."""
+    if isinstance(exponent, Tensor) or not isinstance(x, Tensor):
+        x, exponent = _pair(x, exponent)
+        return exp(exponent * log(x))
+    if not isinstance(exponent, (int, float, np.integer, np.floating)):
+        raise TypeError(f"Pow: exponent must be a number or a tensor, got {type(exponent).__name__}")
+    return _ew.Pow(exponent)(x)
+
+
+def compare(kind, a, b):
+    """Elementwise comparison as a bool tensor (not differentiable)."""
+    a, b = _pair(a, b)
+    if a.shape != b.shape:
+        from opgraph.operation import broadcast_shapes
+        broadcast_shapes(kind, a.shape, b.shape)
+    return Tensor._make(a.backend.binary(kind, a.data, b.data), a.backend)
+
+
+# ---- unary
+def exp(x): return _ew.Exp()(x)
+def log(x): return _ew.Log()(x)
+def log_eps(x, eps): return _ew.LogWithEpsilon(eps)(x)
+def sin(x): return _ew.Sin()(x)
+def cos(x): return _ew.Cos()(x)
+def sqrt(x): return _ew.Sqrt()(x)
+def rsqrt(x): return _ew.Rsqrt()(x)
+def abs(x): return _ew.Abs()(x)
+def relu(x): return _ew.ReLU()(x)
+def sigmoid(x): return _ew.Sigmoid()(x)
+def tanh(x): return _ew.Tanh()(x)
+def silu(x): return _ew.SiLU()(x)
+
+
+def astype(x, dtype):
+    dtype = np.dtype(dtype)
+    if dtype == x.dtype:
+        return x
+    if dtype.kind == "f" and x.dtype.kind == "f":
+        return _ew.AsType(dtype)(x)
+    return Tensor._make(x.backend.astype(x.data, dtype), x.backend)
+
+
+def to_backend(x, backend):
+    if backend is x.backend:
+        return x
+    return _ew.ToBackend(backend)(x)
+
+
+def where(cond, x, y):
+    """cond ? x : y elementwise, broadcasting; differentiable in x and y."""
+    x, y = _pair(x, y)
+    cond = cond.data if isinstance(cond, Tensor) else x.backend.asarray(np.asarray(cond))
+    if cond.dtype.kind != "b":
+        cond = x.backend.binary("ne", cond, 0)
+    return _ew.Where(cond)(x, y)
+
+
+# ---- linear algebra
+def matmul(a, b):
+    """Matrix product with NumPy semantics: 2-D, batched with broadcast batch dims, and
+    1-D operands promoted to a row / column and squeezed afterwards."""
+    a, b = _pair(a, b)
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"MatMul: scalar operands are not allowed (shapes {a.shape} and {b.shape});"
+                         " use mul")
+    if a.ndim == 2 and b.ndim == 2:
+        return _la.MatMul()(a, b)
+    squeeze = []
+    if a.ndim == 1:
+        a = a.reshape(1, -1)
+        squeeze.append(-2)
+    if b.ndim == 1:
+        b = b.reshape(-1, 1)
+        squeeze.append(-1)
+    out = _la.MatMul()(a, b) if a.ndim == 2 and b.ndim == 2 else _la.BatchMatMul()(a, b)
+    if squeeze:
+        shape = list(out.shape)
+        for axis in sorted(squeeze):
+            shape[axis] = None
+        out = out.reshape(*[n for n in shape if n is not None])
+    return out
+
+
+# ---- reductions
+def sum(x, dim=None, keepdim=False): return _red.SumDim(dim, keepdim)(x)
+def mean(x, dim=None, keepdim=False): return _red.MeanDim(dim, keepdim)(x)
+
+
+def max(x, dim=None, keepdim=False):
+    """Maximum over one dim (or all); the gradient goes to the first maximum."""
+    if dim is None:
+        out = _red.MaxDim(0)(x.reshape(-1))
+        return out.reshape(*([1] * x.ndim)) if keepdim else out
+    return _red.MaxDim(dim, keepdim)(x)
+
+
+def argmax(x, dim=None, keepdim=False):
+    """Index (int64) of the first maximum (not differentiable)."""
+    if dim is None:
+        return Tensor._make(x.backend.argmax(x.backend.reshape(x.data, (-1,)), 0), x.backend)
+    return Tensor._make(x.backend.argmax(x.data, dim, keepdim), x.backend)
+
+
+# ---- shapes
+def _shape_args(shape):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        return tuple(shape[0])
+    return tuple(shape)
+
+
+def reshape(x, *shape): return _sh.Reshape(_shape_args(shape))(x)
+
+
+def transpose(x, *axes):
+    """Permute axes; no axes reverses them; two ints swap those two dims (torch style)."""
+    axes = _shape_args(axes)
+    if not axes:
+        axes = tuple(reversed(range(x.ndim)))
+    elif len(axes) == 2 and x.ndim != 2:
+        i, j = (a % x.ndim for a in axes)
+        perm = list(range(x.ndim))
+        perm[i], perm[j] = perm[j], perm[i]
+        axes = tuple(perm)
+    return _sh.Transpose(axes)(x)
+
+
+def broadcast_to(x, *shape): return _sh.BroadcastTo(_shape_args(shape))(x)
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    start, end = start_dim % x.ndim, end_dim % x.ndim
+    shape = x.shape[:start] + (-1,) + x.shape[end + 1:]
+    return reshape(x, shape)
+
+
+def squeeze(x, dim=None):
+    if dim is None:
+        return reshape(x, tuple(n for n in x.shape if n != 1))
+    dim = dim % x.ndim
+    if x.shape[dim] != 1:
+        return x
+    return reshape(x, x.shape[:dim] + x.shape[dim + 1:])
+
+
+def unsqueeze(x, dim):
+    dim = dim % (x.ndim + 1)
+    return reshape(x, x.shape[:dim] + (1,) + x.shape[dim:])
+
+
+def index(x, key):
+    """x[key]: basic slicing and integer-array indexing, differentiable."""
+    parts = key if isinstance(key, tuple) else (key,)
+    if any(isinstance(k, (Tensor, list, np.ndarray)) for k in parts):
+        converted = []
+        for k in parts:
+            if isinstance(k, Tensor):
+                k = k.numpy() if k.backend.name == "numpy" else k.data
+            if isinstance(k, (list, np.ndarray)):
+                k = np.asarray(k)
+                if k.dtype.kind == "b":
+                    raise TypeError(f"Index: boolean mask keys are not supported (key shape "
+                                    f"{k.shape}); use where() instead")
+                k = x.backend.asarray(k.astype(np.int64))
+            converted.append(k)
+        key = tuple(converted)
+    return _sh.Index(key)(x)
+
+
+def cat(tensors, dim=0):
+    tensors = list(tensors)
+    like = next((t for t in tensors if isinstance(t, Tensor)), None)
+    return _sh.Cat(dim)(*[_lift(t, like) for t in tensors])
+
+
+def stack(tensors, dim=0):
+    tensors = list(tensors)
+    return cat([unsqueeze(t, dim) for t in tensors], dim)
+
+
+def chunk(x, n, dim=0):
+    """A tuple of chunks of size ceil(len/n) along dim, the last one smaller (as torch.chunk)."""
+    return _sh.Chunk(n, dim)(x)
+
+
+# ---- indexing
+def _indices(idx, like, name):
+    if not isinstance(idx, Tensor):
+        idx = Tensor(np.asarray(idx), backend=like.backend)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"{name}: indices must be integers, got dtype {idx.dtype}")
+    return idx
+
+
+def gather(x, dim, index):
+    """out[i][j][k] = x[i][index[i][j][k]][k] for dim=1, as torch.gather."""
+    return _ix.Gather(dim)(x, _indices(index, x, "Gather"))
+
+
+def embedding(weight, indices):
+    """Rows of `weight` picked by integer `indices` (any shape)."""
+    return _ix.Embedding()(weight, _indices(indices, weight, "Embedding"))
+
+
+# ---- neural-network functions
+def softmax(x, dim=-1): return _nn.Softmax(dim)(x)
+def log_softmax(x, dim=-1): return _nn.LogSoftmax(dim)(x)
+
+
+def cross_entropy(logits, targets):
+    """Mean over the batch of -log softmax(logits)[n, targets[n]]; logits (N, C), targets (N,)."""
+    return _nn.CrossEntropy()(logits, _indices(targets, logits, "CrossEntropy"))
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0):
+    """2-D convolution (cross-correlation, as torch), NCHW."""
+    op = _conv.Conv2D(stride, padding)
+    return op(x, weight) if bias is None else op(x, weight, bias)
+
+
+def max_pool2d(x, kernel_size, stride=None):
+    """Max pooling, NCHW; stride defaults to kernel_size; ties go to the first maximum."""
+    return _conv.MaxPool2D(kernel_size, stride)(x)

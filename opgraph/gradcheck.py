@@ -1,0 +1,94 @@
+"""Finite-difference checks of the analytic gradients (first and second order)."""
+import numpy as np
+
+from .tape import enable_grad, grad, no_grad
+from .tensor import Tensor
+
+
+class GradcheckError(AssertionError):
+    """Analytic and numeric gradients disagree."""
+
+
+def _outputs(fn, inputs):
+    out = fn(*inputs)
+    return list(out) if isinstance(out, (tuple, list)) else [out]
+
+
+def _projected(fn, inputs, vs):
+    """<v, fn(inputs)>: one scalar, so one backward pass gives the whole vector-Jacobian product."""
+    total = None
+    for out, v in zip(_outputs(fn, inputs), vs):
+        if out is None or out.dtype.kind != "f":
+            continue
+        term = (out * v).sum()
+        total = term if total is None else total + term
+    return total
+
+
+def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
+    """Compare the gradients of `fn` w.r.t. every input that requires grad with central
+    differences; raise GradcheckError naming the input, the index and both values.
+
+    `fn(*inputs)` may return a tensor or a tuple of tensors of any shape: the check is on
+    <v, fn(inputs)> for a fixed random v, which exercises the full vector-Jacobian product.
+    Use float64 inputs."""
+    inputs = list(inputs)
+    rng = np.random.default_rng(seed)
+    with no_grad():
+        outs = _outputs(fn, inputs)
+    vs = [None if o is None else Tensor._make(
+        o.backend.asarray(rng.standard_normal(o.shape).astype(o.dtype)), o.backend) for o in outs]
+    wrt = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
+    if not wrt:
+        raise ValueError("gradcheck: no input requires grad")
+    for i in wrt:
+        if inputs[i].dtype != np.float64:
+            raise TypeError(f"gradcheck: input {i} is {inputs[i].dtype}; use float64 for "
+                            "finite differences")
+    target = _projected(fn, inputs, vs)
+    analytic = grad(target, [inputs[i] for i in wrt])
+    for i, g in zip(wrt, analytic):
+        x = inputs[i]
+        host = x.numpy().astype(np.float64)
+        ga = g.numpy().reshape(host.shape)
+        flat = host.reshape(-1)
+        for j in range(flat.size):
+            old = flat[j]
+            values = []
+            for delta in (eps, -eps):
+                flat[j] = old + delta
+                x.data = x.backend.asarray(host.copy())
+                with no_grad():
+                    values.append(_projected(fn, inputs, vs).item())
+            flat[j] = old
+            numeric = (values[0] - values[1]) / (2 * eps)
+            got = ga.reshape(-1)[j]
+            if not abs(got - numeric) <= atol + rtol * abs(numeric):
+                x.data = x.backend.asarray(host.copy())
+                where = np.unravel_index(j, host.shape) if host.shape else ()
+                raise GradcheckError(
+                    f"gradcheck: input {i} (shape {host.shape}) at index {tuple(map(int, where))}: "
+                    f"analytic {got!r} != numeric {numeric!r}")
+        x.data = x.backend.asarray(host.copy())
+    return True
+
+
+def gradgradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
+    """gradcheck of the gradient itself: checks that the backward of `fn` is differentiable
+    (built with create_graph=True) and correct to second order."""
+    inputs = list(inputs)
+    rng = np.random.default_rng(seed + 1)
+    with no_grad():
+        outs = _outputs(fn, inputs)
+    vs = [None if o is None else Tensor._make(
+        o.backend.asarray(rng.standard_normal(o.shape).astype(o.dtype)), o.backend) for o in outs]
+    wrt = [t for t in inputs if isinstance(t, Tensor) and t.requires_grad]
+
+    def first_order(*xs):
+        with enable_grad():  # gradcheck evaluates under no_grad; this inner gradient needs a graph
+            target = _projected(fn, xs, vs)
+            chosen = [x for x in xs if isinstance(x, Tensor) and x.requires_grad]
+            return tuple(grad(target, chosen, create_graph=True))
+
+    assert wrt, "gradgradcheck: no input requires grad"
+    return gradcheck(first_order, inputs, eps, atol, rtol, seed)

@@ -1,0 +1,241 @@
+"""Elementwise ops. Binary ops broadcast like NumPy and sum the gradient back
+to each input's shape."""
+from opgraph.operation import Operation, broadcast_shapes
+
+from .shape import sum_to_shape
+
+
+class _Binary(Operation):
+    kernel = None
+
+    def forward(self, a, b):
+        if a.shape != b.shape:
+            broadcast_shapes(self.name, a.shape, b.shape)
+        return self.backend.binary(self.kernel, a, b)
+
+
+class Add(_Binary):
+    """z = a + b;  da = dz, db = dz (each summed to its input's shape)"""
+    kernel = "add"
+
+    def backward(self, grad):
+        a, b = self.inputs
+        return sum_to_shape(grad, a.shape), sum_to_shape(grad, b.shape)
+
+
+class Sub(_Binary):
+    """z = a - b;  da = dz, db = -dz"""
+    kernel = "sub"
+
+    def backward(self, grad):
+        a, b = self.inputs
+        return sum_to_shape(grad, a.shape), sum_to_shape(-grad, b.shape)
+
+
+class Mul(_Binary):
+    """z = a · b;  da = dz · b, db = dz · a"""
+    kernel = "mul"
+
+    def backward(self, grad):
+        a, b = self.inputs
+        return sum_to_shape(grad * b, a.shape), sum_to_shape(grad * a, b.shape)
+
+
+class Div(_Binary):
+    """z = a / b;  da = dz / b, db = -dz · a / b²"""
+    kernel = "div"
+
+    def backward(self, grad):
+        a, b = self.inputs
+        return sum_to_shape(grad / b, a.shape), sum_to_shape(-grad * a / (b * b), b.shape)
+
+
+class Pow(Operation):
+    """y = x^p for a scalar p;  dx = dy · p · x^(p-1)"""
+
+    def __init__(self, exponent):
+        self.exponent = exponent
+
+    def forward(self, x):
+        return self.backend.binary("pow", x, self.exponent)
+
+    def backward(self, grad):
+        (x,) = self.inputs
+        p = self.exponent
+        if p == 0:
+            return (grad * 0,)
+        return (grad * p * (x ** (p - 1) if p != 2 else x),)
+
+
+class _Unary(Operation):
+    kernel = None
+
+    def forward(self, x):
+        return self.backend.unary(self.kernel, x)
+
+
+class Neg(_Unary):
+    """y = -x;  dx = -dy"""
+    kernel = "neg"
+
+    def backward(self, grad):
+        return (-grad,)
+
+
+class Exp(_Unary):
+    """y = exp(x);  dx = dy · y"""
+    kernel = "exp"
+
+    def backward(self, grad):
+        return (grad * self.output,)
+
+
+class Log(_Unary):
+    """y = log(x);  dx = dy / x"""
+    kernel = "log"
+
+    def backward(self, grad):
+        return (grad / self.inputs[0],)
+
+
+class LogWithEpsilon(Operation):
+    """y = log(x + eps);  dx = dy / (x + eps)"""
+
+    def __init__(self, eps):
+        self.eps = eps
+
+    def forward(self, x):
+        return self.backend.unary("log", self.backend.binary("add", x, self.eps))
+
+    def backward(self, grad):
+        return (grad / (self.inputs[0] + self.eps),)
+
+
+class Sin(_Unary):
+    """y = sin(x);  dx = dy · cos(x)"""
+    kernel = "sin"
+
+    def backward(self, grad):
+        return (grad * self.inputs[0].cos(),)
+
+
+class Cos(_Unary):
+    """y = cos(x);  dx = -dy · sin(x)"""
+    kernel = "cos"
+
+    def backward(self, grad):
+        return (-grad * self.inputs[0].sin(),)
+
+
+class Sqrt(_Unary):
+    """y = √x;  dx = dy / (2y)"""
+    kernel = "sqrt"
+
+    def backward(self, grad):
+        return (grad / (2 * self.output),)
+
+
+class Rsqrt(_Unary):
+    """y = 1/√x;  dx = -dy · y³ / 2"""
+    kernel = "rsqrt"
+
+    def backward(self, grad):
+        y = self.output
+        return (grad * y * y * y * -0.5,)
+
+
+class Abs(_Unary):
+    """y = |x|;  dx = dy · sign(x)"""
+    kernel = "abs"
+
+    def backward(self, grad):
+        return (grad * self.constant(self.backend.unary("sign", self.inputs[0].data)),)
+
+
+class ReLU(_Unary):
+    """y = max(x, 0);  dx = dy · [x > 0]"""
+    kernel = "relu"
+
+    def backward(self, grad):
+        x = self.inputs[0]
+        mask = self.backend.astype(self.backend.binary("gt", x.data, 0), x.dtype)
+        return (grad * self.constant(mask),)
+
+
+class Sigmoid(_Unary):
+    """y = 1 / (1 + exp(-x));  dx = dy · y · (1 - y)"""
+    kernel = "sigmoid"
+
+    def backward(self, grad):
+        y = self.output
+        return (grad * y * (1 - y),)
+
+
+class Tanh(_Unary):
+    """y = tanh(x);  dx = dy · (1 - y²)"""
+    kernel = "tanh"
+
+    def backward(self, grad):
+        y = self.output
+        return (grad * (1 - y * y),)
+
+
+class SiLU(_Unary):
+    """y = x · σ(x);  dx = dy · σ(x) · (1 + x · (1 - σ(x)))"""
+    kernel = "silu"
+
+    def backward(self, grad):
+        x = self.inputs[0]
+        s = Sigmoid()(x)
+        return (grad * s * (1 + x * (1 - s)),)
+
+
+class Where(Operation):
+    """z = cond ? a : b (cond a constant bool array, all three broadcast);
+    da = where(cond, dz, 0), db = where(cond, 0, dz), each summed to its input's shape"""
+
+    def __init__(self, cond):
+        self.cond = cond
+
+    def forward(self, a, b):
+        self.out_shape = broadcast_shapes(self.name, self.cond.shape, a.shape, b.shape)
+        return self.backend.where(self.cond, a, b)
+
+    def backward(self, grad):
+        a, b = self.inputs
+        zero = self.constant(self.backend.zeros((), grad.dtype))
+        return (sum_to_shape(Where(self.cond)(grad, zero), a.shape),
+                sum_to_shape(Where(self.cond)(zero, grad), b.shape))
+
+
+class AsType(Operation):
+    """y = x converted to another float dtype;  dx = dy converted back"""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+    def forward(self, x):
+        self.in_dtype = x.dtype
+        return self.backend.astype(x, self.dtype)
+
+    def backward(self, grad):
+        return (AsType(self.in_dtype)(grad),)
+
+
+class ToBackend(Operation):
+    """y = x copied to another backend;  dx = dy copied back"""
+
+    def __init__(self, target):
+        self.target = target
+
+    def __call__(self, x):
+        self.source = x.backend
+        out = super().__call__(x)
+        out.backend = self.target
+        return out
+
+    def forward(self, x):
+        return self.target.asarray(self.backend.to_numpy(x))
+
+    def backward(self, grad):
+        return (ToBackend(self.source)(grad),)

@@ -1,0 +1,74 @@
+"""Reductions over dims."""
+from opgraph.operation import Operation, normalize_axis
+
+from .shape import BroadcastTo, Reshape
+
+
+def _axes(name, dims, ndim):
+    if dims is None:
+        return tuple(range(ndim))
+    dims = (dims,) if isinstance(dims, int) else tuple(dims)
+    axes = tuple(sorted({normalize_axis(name, d, ndim) for d in dims}))
+    if len(axes) != len(dims):
+        raise ValueError(f"{name}: repeated dim in {dims}")
+    return axes
+
+
+def _kept_shape(shape, axes):
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+class SumDim(Operation):
+    """y = Σ x over dims (all when None);  dx = dy broadcast back to x.shape"""
+
+    def __init__(self, dims=None, keepdim=False):
+        self.dims, self.keepdim = dims, keepdim
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        self.axes = _axes(self.name, self.dims, len(x.shape))
+        return self.backend.sum(x, self.axes, self.keepdim)
+
+    def backward(self, grad):
+        kept = Reshape(_kept_shape(self.in_shape, self.axes))(grad)
+        return (BroadcastTo(self.in_shape)(kept),)
+
+
+class MeanDim(Operation):
+    """y = Σ x over dims / count;  dx = dy / count broadcast back to x.shape"""
+
+    def __init__(self, dims=None, keepdim=False):
+        self.dims, self.keepdim = dims, keepdim
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        self.axes = _axes(self.name, self.dims, len(x.shape))
+        self.count = 1
+        for a in self.axes:
+            self.count *= x.shape[a]
+        total = self.backend.sum(x, self.axes, self.keepdim)
+        return self.backend.binary("div", total, max(self.count, 1))
+
+    def backward(self, grad):
+        kept = Reshape(_kept_shape(self.in_shape, self.axes))(grad / max(self.count, 1))
+        return (BroadcastTo(self.in_shape)(kept),)
+
+
+class MaxDim(Operation):
+    """y = max of x along dim;  dx = dy at the first maximum of each slice, 0 elsewhere"""
+
+    def __init__(self, dim, keepdim=False):
+        self.dim, self.keepdim = dim, keepdim
+
+    def forward(self, x):
+        if 0 in x.shape:
+            raise ValueError(f"{self.name}: max of an empty tensor of shape {tuple(x.shape)}")
+        self.dim = normalize_axis(self.name, self.dim, len(x.shape))
+        self.in_shape = x.shape
+        self.arg = self.backend.argmax(x, self.dim, keepdims=True)
+        return self.backend.max(x, self.dim, self.keepdim)
+
+    def backward(self, grad):
+        from .indexing import ScatterAdd
+        kept = Reshape(_kept_shape(self.in_shape, (self.dim,)))(grad)
+        return (ScatterAdd(self.in_shape, self.dim)(kept, self.constant(self.arg)),)

@@ -1,0 +1,180 @@
+"""Shape ops: Reshape, Transpose, BroadcastTo, Index, IndexPutAdd, Cat, Chunk."""
+from opgraph.operation import MultiOutputOperation, Operation, broadcast_shapes, normalize_axis
+
+
+def sum_to_shape(grad, shape):
+    """Sum `grad` over the axes that broadcasting added or stretched, back to `shape`."""
+    shape = tuple(shape)
+    if grad.shape == shape:
+        return grad
+    lead = grad.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1)
+    from ops.reduce import SumDim
+    return Reshape(shape)(SumDim(axes, keepdim=False)(grad)) if axes else Reshape(shape)(grad)
+
+
+class Reshape(Operation):
+    """y = x viewed with a new shape (one -1 allowed);  dx = reshape(dy, x.shape)"""
+
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+
+    def forward(self, x):
+        self.shape = _resolve_shape(self.name, x.shape, self.shape)
+        self.in_shape = x.shape
+        return self.backend.reshape(x, self.shape)
+
+    def backward(self, grad):
+        return (Reshape(self.in_shape)(grad),)
+
+
+def _resolve_shape(name, old, new):
+    size = 1
+    for n in old:
+        size *= n
+    if new.count(-1) > 1:
+        raise ValueError(f"{name}: only one dimension can be -1, got shape {new}")
+    known = 1
+    for n in new:
+        if n != -1:
+            if n < 0:
+                raise ValueError(f"{name}: negative dimension in shape {new}")
+            known *= n
+    if -1 in new:
+        if known == 0 or size % known:
+            raise ValueError(f"{name}: cannot reshape {tuple(old)} (size {size}) into {new}")
+        new = tuple(size // known if n == -1 else n for n in new)
+    elif known != size:
+        raise ValueError(f"{name}: cannot reshape {tuple(old)} (size {size}) into {new} (size {known})")
+    return new
+
+
+class Transpose(Operation):
+    """y = x with axes permuted: y.shape[i] = x.shape[axes[i]];  dx = transpose(dy, argsort(axes))"""
+
+    def __init__(self, axes):
+        self.axes = tuple(axes)
+
+    def forward(self, x):
+        if sorted(a % max(len(x.shape), 1) for a in self.axes) != list(range(len(x.shape))):
+            raise ValueError(f"{self.name}: axes {self.axes} are not a permutation of the "
+                             f"{len(x.shape)} dims of a tensor of shape {tuple(x.shape)}")
+        self.axes = tuple(a % len(x.shape) for a in self.axes)
+        return self.backend.transpose(x, self.axes)
+
+    def backward(self, grad):
+        inverse = [0] * len(self.axes)
+        for i, a in enumerate(self.axes):
+            inverse[a] = i
+        return (Transpose(inverse)(grad),)
+
+
+class BroadcastTo(Operation):
+    """y = x broadcast to `shape` (NumPy rules);  dx = dy summed over the broadcast axes"""
+
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+
+    def forward(self, x):
+        if broadcast_shapes(self.name, x.shape, self.shape) != self.shape:
+            raise ValueError(f"{self.name}: cannot broadcast shape {tuple(x.shape)} to {self.shape}")
+        self.in_shape = x.shape
+        return self.backend.broadcast_to(x, self.shape)
+
+    def backward(self, grad):
+        return (sum_to_shape(grad, self.in_shape),)
+
+
+class Index(Operation):
+    """y = x[key] (ints, slices, None, Ellipsis, integer arrays);
+    dx = zeros_like(x) with dy added at [key] (IndexPutAdd; repeated indices accumulate)"""
+
+    def __init__(self, key):
+        self.key = key
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        try:
+            return self.backend.getitem(x, self.key)
+        except (IndexError, TypeError, ValueError) as e:
+            raise IndexError(f"{self.name}: key {_describe(self.key)} is invalid for a tensor of "
+                             f"shape {tuple(x.shape)}: {e}") from None
+
+    def backward(self, grad):
+        return (IndexPutAdd(self.in_shape, self.key)(grad),)
+
+
+class IndexPutAdd(Operation):
+    """y = zeros(shape) with x added at [key];  dx = dy[key] (Index)"""
+
+    def __init__(self, shape, key):
+        self.shape, self.key = tuple(shape), key
+
+    def forward(self, x):
+        return self.backend.index_put_add(self.shape, self.key, x)
+
+    def backward(self, grad):
+        return (Index(self.key)(grad),)
+
+
+def _describe(key):
+    parts = key if isinstance(key, tuple) else (key,)
+    return "[" + ", ".join(f"array{tuple(k.shape)}" if hasattr(k, "shape") else repr(k)
+                           for k in parts) + "]"
+
+
+class Cat(Operation):
+    """y = concatenate(xs, dim);  dx_i = dy[..., offset_i : offset_i + n_i, ...] along dim"""
+
+    def __init__(self, dim=0):
+        self.dim = dim
+
+    def forward(self, *xs):
+        if not xs:
+            raise ValueError(f"{self.name}: needs at least one tensor")
+        ref = xs[0].shape
+        self.dim = normalize_axis(self.name, self.dim, len(ref))
+        for x in xs:
+            if len(x.shape) != len(ref) or any(
+                    a != b for d, (a, b) in enumerate(zip(x.shape, ref)) if d != self.dim):
+                shapes = ", ".join(str(tuple(x.shape)) for x in xs)
+                raise ValueError(f"{self.name}: shapes {shapes} differ outside dim {self.dim}")
+        self.sizes = [x.shape[self.dim] for x in xs]
+        return self.backend.cat(xs, self.dim)
+
+    def backward(self, grad):
+        grads, start = [], 0
+        for n in self.sizes:
+            key = (slice(None),) * self.dim + (slice(start, start + n),)
+            grads.append(Index(key)(grad))
+            start += n
+        return tuple(grads)
+
+
+class Chunk(MultiOutputOperation):
+    """ys = x split into n chunks of size ceil(len/n) along dim (the last one smaller, as torch);
+    dx = cat(dy_i, dim) with zeros for the chunks whose gradient is unused"""
+
+    def __init__(self, n, dim=0):
+        if n < 1:
+            raise ValueError(f"Chunk: the number of chunks must be >= 1, got {n}")
+        self.n, self.dim = n, dim
+
+    def forward(self, x):
+        self.dim = normalize_axis(self.name, self.dim, len(x.shape))
+        length = x.shape[self.dim]
+        size = -(-length // self.n) if length else 0
+        self.sizes = [min(size, length - s) for s in range(0, length, size)] if size else [0]
+        self.in_shape = x.shape
+        return self.backend.split(x, self.sizes, self.dim)
+
+    def backward_multi(self, grads):
+        pieces = []
+        for g, n in zip(grads, self.sizes):
+            if g is None:
+                shape = self.in_shape[:self.dim] + (n,) + self.in_shape[self.dim + 1:]
+                dtype = next(x for x in grads if x is not None).dtype
+                g = self.constant(self.backend.zeros(shape, dtype))
+            pieces.append(g)
+        return (Cat(self.dim)(*pieces),)
