@@ -1,0 +1,100 @@
+"""Shared pieces of the `mis` and `spinglass` commands: graph loading, the
+contraction report, and --plot."""
+import sys
+
+from ..graph_specs import SPEC_HELP, GraphSpecError, parse_graph
+
+
+def add_common_arguments(parser):
+    parser.add_argument("graph", help=f"graph spec: {SPEC_HELP}")
+    parser.add_argument("--optimize", default="auto",
+                        choices=["auto", "min_fill", "min_degree", "greedy"],
+                        help="contraction order: tree decomposition by min-fill-in or min-degree "
+                             "(auto: the better of the two), or greedy for small graphs "
+                             "(default: auto)")
+    parser.add_argument("--backend", default=None, help="numpy (default), numba or cuda")
+    parser.add_argument("--plot", metavar="PNG", default=None,
+                        help="draw the graph with the solution highlighted (needs matplotlib: "
+                             "pip install 'opgraph[plot]')")
+
+
+def fail(message, code=1):
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def load_graph(spec):
+    """(graph, None) or (None, exit code) after printing a one-line error."""
+    try:
+        graph = parse_graph(spec)
+    except GraphSpecError as e:
+        return None, fail(str(e), 2)
+    return graph, None
+
+
+def check_plot_available(args):
+    """None, or an exit code after a one-line message when --plot cannot work."""
+    if args.plot is None:
+        return None
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot  # noqa: F401
+    except ImportError:
+        return fail("--plot needs matplotlib, which is not installed "
+                    "(pip install 'opgraph[plot]')")
+    return None
+
+
+def describe(graph):
+    return f"{graph.number_of_nodes()} vertices, {graph.number_of_edges()} edges"
+
+
+def node_list(nodes):
+    return " ".join(str(v) for v in nodes) if nodes else "(none)"
+
+
+def print_contraction(solution, seconds):
+    info = solution.info
+    print(f"contraction: {info.num_tensors} tensors, order {info.method}, largest intermediate "
+          f"{info.largest_intermediate} entries (2^{info.width:g}), "
+          f"{info.total_cost:.3g} tropical multiply-adds")
+    print(f"time: {seconds:.3f} s (order {info.order_seconds:.3f} s, contraction + gradient "
+          f"{info.contraction_seconds:.3f} s)")
+
+
+def draw(graph, path, colors, title, edge_colors=None, edge_styles=None):
+    """Save a drawing of `graph` with per-node colors to `path`; an exit code on failure."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import networkx as nx
+    nodes = list(graph.nodes)
+    if nodes and all("pos" in graph.nodes[v] for v in nodes):
+        pos = {v: graph.nodes[v]["pos"] for v in nodes}
+    elif graph.number_of_nodes() == 10 and nx.is_isomorphic(graph, nx.petersen_graph()) \
+            and set(nodes) == set(range(10)):
+        pos = nx.shell_layout(graph, [list(range(5)), list(range(5, 10))])
+    else:
+        pos = nx.spring_layout(graph, seed=0)
+    size = max(4.0, min(12.0, 0.6 * len(nodes) ** 0.5 + 3))
+    fig, ax = plt.subplots(figsize=(size, size))
+    edges = list(graph.edges())
+    nx.draw_networkx_edges(graph, pos, ax=ax, edgelist=edges,
+                           edge_color=edge_colors or ["#888888"] * len(edges),
+                           style=edge_styles or "solid", width=1.5)
+    nx.draw_networkx_nodes(graph, pos, ax=ax, nodelist=nodes,
+                           node_color=[colors[v] for v in nodes], edgecolors="black",
+                           node_size=300 if len(nodes) <= 64 else 120)
+    if len(nodes) <= 64:
+        nx.draw_networkx_labels(graph, pos, ax=ax, font_size=8)
+    ax.set_title(title)
+    ax.set_axis_off()
+    try:
+        fig.savefig(path, dpi=100, bbox_inches="tight")
+    except OSError as e:
+        plt.close(fig)
+        return fail(f"cannot write the plot to {path!r}: {e.strerror or e}")
+    plt.close(fig)
+    print(f"plot: {path}")
+    return None

@@ -1,0 +1,55 @@
+"""python -m opgraph mis GRAPH: maximum (weighted) independent set by a max_plus
+tropical tensor network; the configuration is the gradient w.r.t. the vertex weights."""
+import time
+
+from ._solver_cli import (add_common_arguments, check_plot_available, describe, draw, fail,
+                          load_graph, node_list, print_contraction)
+
+
+def add_arguments(parser):
+    add_common_arguments(parser)
+    parser.add_argument("--random-weights", type=int, metavar="SEED", default=None,
+                        help="integer vertex weights drawn uniformly from 1..9 with this seed "
+                             "(default: every weight is 1)")
+
+
+def run(args):
+    import numpy as np
+
+    from .. import tropical
+    graph, code = load_graph(args.graph)
+    if graph is None:
+        return code
+    code = check_plot_available(args)
+    if code is not None:
+        return code
+    weights = None
+    if args.random_weights is not None:
+        rng = np.random.default_rng(args.random_weights)
+        weights = {v: float(rng.integers(1, 10)) for v in graph.nodes}
+    start = time.perf_counter()
+    try:
+        solution = tropical.max_independent_set(graph, weights, optimize=args.optimize,
+                                                backend=args.backend)
+    except (ValueError, TypeError, RuntimeError, MemoryError) as e:
+        return fail(f"mis: {e}".splitlines()[0])
+    seconds = time.perf_counter() - start
+    value, config = solution
+    chosen = [v for v in graph.nodes if config[v]]
+    print(f"graph: {args.graph} ({describe(graph)})")
+    if weights is None:
+        print(f"maximum independent set size: {int(round(value))}")
+    else:
+        print(f"maximum independent set weight: {value:g} ({len(chosen)} vertices)")
+        print("weights: " + " ".join(f"{v}:{weights[v]:g}" for v in graph.nodes))
+    print(f"independent set: {node_list(chosen)}")
+    print("configuration: " + "".join(str(config[v]) for v in graph.nodes) + " (graph.nodes order)")
+    print_contraction(solution, seconds)
+    if args.plot:
+        colors = {v: "#d62728" if config[v] else "#dddddd" for v in graph.nodes}
+        what = "size" if weights is None else "weight"
+        code = draw(graph, args.plot, colors,
+                    f"maximum independent set, {what} {value:g} (red)")
+        if code is not None:
+            return code
+    return 0

@@ -1,0 +1,60 @@
+"""python -m opgraph spinglass GRAPH: Ising spin-glass ground state by a min_plus
+tropical tensor network; the spins are the gradient of the energy w.r.t. the fields."""
+import time
+
+from ._solver_cli import (add_common_arguments, check_plot_available, describe, draw, fail,
+                          load_graph, node_list, print_contraction)
+
+
+def add_arguments(parser):
+    add_common_arguments(parser)
+    parser.add_argument("--random-couplings", type=int, metavar="SEED", default=None,
+                        help="couplings J = ±1 drawn uniformly with this seed (default: J = 1 on "
+                             "every edge, or the third column of an edge-list file)")
+    parser.add_argument("--field", type=float, default=0.0, metavar="H",
+                        help="a uniform field h on every vertex (default 0)")
+
+
+def run(args):
+    import numpy as np
+
+    from .. import tropical
+    graph, code = load_graph(args.graph)
+    if graph is None:
+        return code
+    code = check_plot_available(args)
+    if code is not None:
+        return code
+    edges = list(graph.edges())
+    if args.random_couplings is not None:
+        rng = np.random.default_rng(args.random_couplings)
+        J = {e: float(rng.choice([-1.0, 1.0])) for e in edges}
+    else:
+        J = {(u, v): float(graph.edges[u, v].get("weight", 1.0)) for u, v in edges}
+    start = time.perf_counter()
+    try:
+        solution = tropical.spin_glass_ground_state(graph, J, args.field, optimize=args.optimize,
+                                                    backend=args.backend)
+    except (ValueError, TypeError, RuntimeError, MemoryError) as e:
+        return fail(f"spinglass: {e}".splitlines()[0])
+    seconds = time.perf_counter() - start
+    energy, spins = solution
+    up = [v for v in graph.nodes if spins[v] > 0]
+    print(f"graph: {args.graph} ({describe(graph)})")
+    print(f"ground state energy: {energy}")
+    print("spins: " + "".join("+" if spins[v] > 0 else "-" for v in graph.nodes)
+          + " (graph.nodes order)")
+    print(f"up spins: {node_list(up)}")
+    unsatisfied = [(u, v) for u, v in edges if J[(u, v)] * spins[u] * spins[v] > 0]
+    print(f"unsatisfied couplings: {len(unsatisfied)} of {len(edges)}")
+    print_contraction(solution, seconds)
+    if args.plot:
+        colors = {v: "#1f77b4" if spins[v] > 0 else "#ff7f0e" for v in graph.nodes}
+        bad = set(unsatisfied)
+        code = draw(graph, args.plot, colors,
+                    f"ground state, energy {energy:g} (blue +1, orange -1, red: unsatisfied)",
+                    edge_colors=["#d62728" if e in bad else "#888888" for e in edges],
+                    edge_styles=["dashed" if e in bad else "solid" for e in edges])
+        if code is not None:
+            return code
+    return 0

@@ -1,0 +1,574 @@
+"""Combinatorial optimisation by tropical tensor networks.
+
+A graph problem becomes a tensor network: one tensor per vertex (its weight
+or field), one per edge (its constraint or coupling), a tensor index per
+vertex. Contracting the network in a tropical semiring ("max_plus": ⊕ = max,
+⊗ = +) gives the optimum over all configurations at once; backpropagating
+through the contraction routes the gradient to the winning entries only, so
+the gradient with respect to the vertex tensors is the optimal configuration.
+
+    max_independent_set(graph, weights=None) -> (value, config)
+    spin_glass_ground_state(graph, J=None, h=None) -> (energy, spins)
+
+Both return a `Solution` (a 2-tuple: unpack it as above) whose `.info`
+describes the contraction: the order used, the largest intermediate tensor,
+the time taken. The contraction order for a graph comes from a tree
+decomposition (networkx's min-fill-in / min-degree heuristics) turned into a
+pairwise path by bucket elimination, so the largest intermediate has about
+2^(treewidth + 1) entries instead of 2^n; `contraction_plan` exposes it.
+See docs/tropical.md.
+"""
+import math
+import numbers
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["max_independent_set", "spin_glass_ground_state", "Solution", "ContractionPlan",
+           "contraction_plan", "elimination_order", "path_from_elimination_order",
+           "greedy_path", "simulate_path", "ORDER_METHODS"]
+
+ORDER_METHODS = ("auto", "min_fill", "min_degree", "greedy")
+
+
+# --------------------------------------------------------------------------- results
+
+class Solution(tuple):
+    """`(value, config)`, unpackable as a 2-tuple, plus `.info` (a ContractionPlan
+    with the contraction's timings filled in)."""
+
+    def __new__(cls, value, config, info=None):
+        self = super().__new__(cls, (value, config))
+        self.info = info
+        return self
+
+    @property
+    def value(self):
+        return self[0]
+
+    @property
+    def config(self):
+        return self[1]
+
+    # spin-glass names for the same two fields
+    energy = value
+    spins = config
+
+    def __repr__(self):
+        return f"Solution(value={self[0]!r}, config={self[1]!r})"
+
+
+@dataclass
+class ContractionPlan:
+    """A pairwise contraction path for a network of operands with the given labels.
+
+    path: list of (i, j) pairs, positions in the current operand list (NumPy's
+    einsum_path convention: both operands are removed, the result is appended).
+    largest_intermediate: entries of the largest tensor the path creates
+    (operands included); total_cost: sum over steps of the entries of the
+    joint index space of the two operands (the number of ⊗ evaluated).
+    width: log2 of largest_intermediate for binary labels."""
+    labels: list
+    output: tuple
+    path: list
+    method: str
+    largest_intermediate: int
+    total_cost: int
+    width: float
+    order: list = None
+    order_seconds: float = 0.0
+    contraction_seconds: float = 0.0
+    num_tensors: int = field(init=False)
+
+    def __post_init__(self):
+        self.num_tensors = len(self.labels)
+
+    def summary(self):
+        """One line: operands, method, largest intermediate, cost."""
+        return (f"{self.num_tensors} tensors, order {self.method}, largest intermediate "
+                f"{self.largest_intermediate} entries (2^{self.width:g}), "
+                f"{self.total_cost:.3g} tropical multiply-adds")
+
+
+# --------------------------------------------------------------------------- contraction order
+
+def simulate_path(labels, path, sizes, output=()):
+    """(largest intermediate, total cost) of contracting operands with `labels`
+    (one tuple of labels each) along `path`; `sizes` maps label -> dimension."""
+    current = [frozenset(l) for l in labels]
+    counts = {}
+    for ls in current:
+        for l in ls:
+            counts[l] = counts.get(l, 0) + 1
+    keep = frozenset(output)
+
+    def entries(ls):
+        return math.prod(sizes[l] for l in ls)
+
+    largest = max((entries(ls) for ls in current), default=1)
+    cost = 0
+    for i, j in path:
+        a, b = current[i], current[j]
+        for pos in sorted((i, j), reverse=True):
+            current.pop(pos)
+        joint = a | b
+        for l in a:
+            counts[l] -= 1
+        for l in b:
+            counts[l] -= 1
+        result = frozenset(l for l in joint if counts[l] > 0 or l in keep)
+        for l in result:
+            counts[l] += 1
+        current.append(result)
+        cost += entries(joint)
+        largest = max(largest, entries(result))
+    return largest, cost
+
+
+class _PathBuilder:
+    """Pairwise contractions on label sets, in NumPy's einsum_path convention."""
+
+    def __init__(self, labels, sizes, output):
+        self.alive = [frozenset(l) for l in labels]   # in path-position order
+        self.ids = list(range(len(labels)))
+        self.sizes = sizes
+        self.keep = frozenset(output)
+        self.counts = {}
+        for ls in self.alive:
+            for l in ls:
+                self.counts[l] = self.counts.get(l, 0) + 1
+        self.path = []
+        self.next_id = len(labels)
+
+    def entries(self, ls):
+        return math.prod(self.sizes[l] for l in ls)
+
+    def result_of(self, a, b):
+        joint = a | b
+        return frozenset(l for l in joint
+                         if l in self.keep or self.counts[l] - (l in a) - (l in b) > 0)
+
+    def contract(self, id_a, id_b):
+        i, j = sorted((self.ids.index(id_a), self.ids.index(id_b)))
+        a, b = self.alive[i], self.alive[j]
+        result = self.result_of(a, b)
+        for pos in (j, i):
+            self.alive.pop(pos)
+            self.ids.pop(pos)
+        for l in a:
+            self.counts[l] -= 1
+        for l in b:
+            self.counts[l] -= 1
+        for l in result:
+            self.counts[l] += 1
+        self.alive.append(result)
+        new_id = self.next_id
+        self.next_id += 1
+        self.ids.append(new_id)
+        self.path.append((i, j))
+        return new_id
+
+    def labels_of(self, tid):
+        return self.alive[self.ids.index(tid)]
+
+    def merge_greedily(self, tids):
+        """Contract the tensors `tids` into one, always taking the pair whose
+        result is smallest (then the cheapest pair)."""
+        tids = list(tids)
+        while len(tids) > 1:
+            best = None
+            for x in range(len(tids)):
+                a = self.labels_of(tids[x])
+                for y in range(x + 1, len(tids)):
+                    b = self.labels_of(tids[y])
+                    key = (self.entries(self.result_of(a, b)), self.entries(a | b), x, y)
+                    if best is None or key < best:
+                        best = key
+            _, _, x, y = best
+            new = self.contract(tids[x], tids[y])
+            tids = [t for k, t in enumerate(tids) if k not in (x, y)] + [new]
+        return tids[0] if tids else None
+
+
+def path_from_elimination_order(labels, order, sizes=None, output=()):
+    """Bucket elimination: for each label in `order`, contract every tensor that
+    carries it into one (greedily, smallest result first), which sums the label
+    away; finally contract what is left. Returns the list of (i, j) pairs."""
+    sizes = sizes or _binary_sizes(labels)
+    builder = _PathBuilder(labels, sizes, output)
+    for label in order:
+        bucket = [t for t, ls in zip(builder.ids, builder.alive) if label in ls]
+        if len(bucket) > 1:
+            builder.merge_greedily(bucket)
+    builder.merge_greedily(list(builder.ids))
+    return builder.path
+
+
+def greedy_path(labels, sizes=None, output=()):
+    """The greedy pairwise path (smallest result first) over all operands; fine for
+    small networks, quadratic in the number of operands per step."""
+    sizes = sizes or _binary_sizes(labels)
+    builder = _PathBuilder(labels, sizes, output)
+    builder.merge_greedily(list(builder.ids))
+    return builder.path
+
+
+def _binary_sizes(labels):
+    return {l: 2 for ls in labels for l in ls}
+
+
+def interaction_graph(labels):
+    """The graph on labels with an edge between two labels that share an operand."""
+    import networkx as nx
+    g = nx.Graph()
+    for ls in labels:
+        ls = list(dict.fromkeys(ls))
+        g.add_nodes_from(ls)
+        for x in range(len(ls)):
+            for y in range(x + 1, len(ls)):
+                g.add_edge(ls[x], ls[y])
+    return g
+
+
+def elimination_order(graph, method="min_fill"):
+    """An elimination order of the vertices of `graph` from a tree decomposition by
+    networkx's `treewidth_min_fill_in` or `treewidth_min_degree`: root the tree,
+    visit bags children first, and eliminate the vertices a bag does not share
+    with its parent. Returns (order, treewidth bound)."""
+    from networkx.algorithms import approximation
+    if graph.number_of_nodes() == 0:
+        return [], 0
+    heuristic = {"min_fill": approximation.treewidth_min_fill_in,
+                 "min_degree": approximation.treewidth_min_degree}.get(method)
+    if heuristic is None:
+        raise ValueError(f"elimination_order: unknown method {method!r}; expected 'min_fill' or "
+                         f"'min_degree'")
+    simple = graph.__class__() if not graph.is_multigraph() else None
+    if simple is None or graph.is_directed() or any(u == v for u, v in graph.edges()):
+        import networkx as nx
+        simple = nx.Graph()
+        simple.add_nodes_from(graph)
+        simple.add_edges_from((u, v) for u, v in graph.edges() if u != v)
+    else:
+        simple = graph
+    width, tree = heuristic(simple)
+    order, done = [], set()
+    for component in _components(tree):
+        root = component[0]
+        parent = {root: None}
+        stack, visit = [root], []
+        while stack:  # iterative DFS: visit lists parents before children
+            bag = stack.pop()
+            visit.append(bag)
+            for nb in tree[bag]:
+                if nb not in parent:
+                    parent[nb] = bag
+                    stack.append(nb)
+        for bag in reversed(visit):  # children before parents
+            above = parent[bag] if parent[bag] is not None else frozenset()
+            for v in sorted(bag - above, key=_sort_key):
+                if v not in done:
+                    done.add(v)
+                    order.append(v)
+    order.extend(v for v in graph if v not in done)  # (none expected)
+    return order, width
+
+
+def _components(tree):
+    import networkx as nx
+    return [list(c) for c in nx.connected_components(tree)]
+
+
+def _sort_key(v):
+    return (type(v).__name__, v) if isinstance(v, (int, float, str)) else (type(v).__name__, repr(v))
+
+
+def contraction_plan(labels, output=(), method="auto", sizes=None):
+    """A ContractionPlan for operands with these labels (tuples of hashable labels).
+
+    method: "min_fill" / "min_degree" (tree decomposition of the label
+    interaction graph, then bucket elimination), "greedy" (smallest result
+    first, for small networks), "auto" (the best of min_fill and min_degree by
+    largest intermediate, then total cost), or an explicit path: a list of
+    (i, j) pairs in NumPy's einsum_path convention."""
+    labels = [tuple(l) for l in labels]
+    sizes = sizes or _binary_sizes(labels)
+    output = tuple(output)
+    start = time.perf_counter()
+    order = None
+    if not isinstance(method, str):
+        path = [tuple(int(k) for k in step) for step in method]
+        if path and path[0] == "einsum_path":
+            path = path[1:]
+        _check_path(path, len(labels))
+        name = "explicit"
+    elif method == "greedy":
+        path, name = greedy_path(labels, sizes, output), "greedy"
+    elif method in ("min_fill", "min_degree", "auto"):
+        candidates = ["min_fill", "min_degree"] if method == "auto" else [method]
+        best = None
+        graph = interaction_graph(labels)
+        graph.remove_nodes_from(list(output))
+        for m in candidates:
+            order_m, _ = elimination_order(graph, m)
+            path_m = path_from_elimination_order(labels, order_m, sizes, output)
+            largest, cost = simulate_path(labels, path_m, sizes, output)
+            if best is None or (largest, cost) < best[0]:
+                best = ((largest, cost), path_m, order_m, m)
+        _, path, order, name = best
+    else:
+        raise ValueError(f"contraction_plan: unknown method {method!r}; expected one of "
+                         f"{ORDER_METHODS} or a list of (i, j) pairs")
+    largest, cost = simulate_path(labels, path, sizes, output)
+    return ContractionPlan(labels=labels, output=output, path=path, method=name,
+                           largest_intermediate=largest, total_cost=cost,
+                           width=math.log2(largest) if largest else 0.0, order=order,
+                           order_seconds=time.perf_counter() - start)
+
+
+def _check_path(path, n):
+    remaining = n
+    for step in path:
+        if len(step) != 2 or not all(0 <= k < remaining for k in step) or step[0] == step[1]:
+            raise ValueError(f"contraction path: step {step} is not a pair of distinct positions "
+                             f"among the {remaining} operands left")
+        remaining -= 1
+    if remaining > 1:
+        raise ValueError(f"contraction path: {remaining} operands are left after the path; "
+                         f"a full path has {n - 1} steps")
+
+
+# --------------------------------------------------------------------------- running the network
+
+def _contract(operands, labels, plan, semiring, backend):
+    """Contract the network to a scalar with opgraph.tropical_einsum along the plan's
+    path, then backpropagate: returns (value, gradient of each operand as NumPy)."""
+    import opgraph
+    if not hasattr(opgraph, "tropical_einsum"):
+        raise RuntimeError("opgraph.tropical_einsum is not available (the TropicalEinsum op "
+                           "is missing from this build)")
+    leaves = [opgraph.tensor(np.asarray(op, dtype=np.float64), requires_grad=True,
+                             backend=backend) for op in operands]
+    args = []
+    for t, ls in zip(leaves, labels):
+        args += [t, list(ls)]
+    args.append([])
+    start = time.perf_counter()
+    result = opgraph.tropical_einsum(*args, semiring=semiring, optimize=_optimize_arg(plan.path))
+    grads = opgraph.grad(result, leaves)
+    plan.contraction_seconds = time.perf_counter() - start
+    return float(result.item()), [g.numpy() for g in grads]
+
+
+def _optimize_arg(path):
+    return ["einsum_path"] + [tuple(step) for step in path]
+
+
+def _one_hot_state(grad, node, problem):
+    """The state (0 or 1) a vertex tensor's gradient selects; it must be one-hot."""
+    g = np.asarray(grad, dtype=np.float64).reshape(-1)
+    if g.shape == (2,) and g[0] + g[1] == 1 and g[0] * g[1] == 0:
+        return int(g[1])
+    raise RuntimeError(f"{problem}: the gradient for vertex {node!r} is {g.tolist()}, not a "
+                       f"one-hot state (a bug in the tropical einsum backward)")
+
+
+def _check_graph(graph, problem):
+    if not (hasattr(graph, "nodes") and hasattr(graph, "edges") and hasattr(graph, "is_directed")):
+        raise TypeError(f"{problem}: expected a networkx graph, got {type(graph).__name__}")
+
+
+def _real(value, what, problem):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{problem}: {what} must be a finite real number, got {value!r}")
+    return float(value)
+
+
+def _per_node(values, nodes, default, what, problem):
+    """{node: float} from None (default), a scalar, a mapping or a sequence in node order."""
+    if values is None:
+        return {v: default for v in nodes}
+    if isinstance(values, numbers.Real) and not isinstance(values, bool):
+        return {v: _real(values, what, problem) for v in nodes}
+    if isinstance(values, Mapping):
+        missing = [v for v in nodes if v not in values]
+        if missing:
+            raise ValueError(f"{problem}: {what} has no entry for vertex {missing[0]!r} "
+                             f"({len(missing)} vertices missing)")
+        node_set = set(nodes)
+        extra = [k for k in values if k not in node_set]
+        if extra:
+            raise ValueError(f"{problem}: {what} has an entry for {extra[0]!r}, which is not a "
+                             f"vertex of the graph")
+        return {v: _real(values[v], f"{what}[{v!r}]", problem) for v in nodes}
+    seq = list(np.asarray(values, dtype=object).reshape(-1)) if not isinstance(values, (list, tuple)) \
+        else list(values)
+    if len(seq) != len(nodes):
+        raise ValueError(f"{problem}: {what} has {len(seq)} entries for {len(nodes)} vertices "
+                         f"(a sequence is taken in graph.nodes order)")
+    return {v: _real(float(x) if isinstance(x, np.generic) else x, f"{what}[{k}]", problem)
+            for k, (v, x) in enumerate(zip(nodes, seq))}
+
+
+def _per_edge(values, edges, default, what, problem):
+    """[float per edge] from None, a scalar, a mapping keyed by edge tuples
+    (either orientation) or a sequence in graph.edges order."""
+    if values is None:
+        return [default] * len(edges)
+    if isinstance(values, numbers.Real) and not isinstance(values, bool):
+        return [_real(values, what, problem)] * len(edges)
+    if isinstance(values, Mapping):
+        out = []
+        used = set()
+        for u, v in edges:
+            key = (u, v) if (u, v) in values else (v, u) if (v, u) in values else None
+            if key is None:
+                raise ValueError(f"{problem}: {what} has no entry for edge {(u, v)!r}")
+            used.add(key)
+            out.append(_real(values[key], f"{what}[{key!r}]", problem))
+        extra = [k for k in values if k not in used]
+        if extra:
+            raise ValueError(f"{problem}: {what} has an entry for {extra[0]!r}, which is not an "
+                             f"edge of the graph")
+        return out
+    seq = list(values)
+    if len(seq) != len(edges):
+        raise ValueError(f"{problem}: {what} has {len(seq)} entries for {len(edges)} edges "
+                         f"(a sequence is taken in graph.edges order)")
+    return [_real(float(x) if isinstance(x, np.generic) else x, f"{what}[{k}]", problem)
+            for k, x in enumerate(seq)]
+
+
+def _close(a, b):
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+
+
+# --------------------------------------------------------------------------- the solvers
+
+def max_independent_set(graph, weights=None, *, optimize="auto", backend=None):
+    """Maximum (weighted) independent set by a max_plus tensor network.
+
+    graph: a networkx graph (direction ignored; a self-loop forbids its vertex).
+    weights: {node: w} (default 1 each), or a sequence in graph.nodes order.
+    optimize: contraction order, see `contraction_plan`.
+    Returns Solution(value, config): value a float, config {node: 0 or 1} for
+    every node; `.info` is the ContractionPlan with its timings.
+
+    Network: vertex v has index x_v in {0, 1} and tensor [0, w_v]; edge (u, v)
+    has [[0, 0], [0, -inf]]. The max_plus contraction is max over x of
+    Σ w_v x_v subject to independence. The gradient w.r.t. [0, w_v] is the
+    one-hot of the optimal x_v, so d value / d w_v = x_v: the configuration.
+    The result is checked (independent, weight equal to the value)."""
+    problem = "max_independent_set"
+    _check_graph(graph, problem)
+    nodes = list(graph.nodes)
+    w = _per_node(weights, nodes, 1.0, "weights", problem)
+    index = {v: k for k, v in enumerate(nodes)}
+    operands, labels = [], []
+    for v in nodes:
+        operands.append(np.array([0.0, w[v]]))
+        labels.append((index[v],))
+    seen = set()
+    for u, v in graph.edges():
+        pair = (index[u], index[v]) if index[u] <= index[v] else (index[v], index[u])
+        if pair in seen:
+            continue
+        seen.add(pair)
+        if u == v:
+            operands.append(np.array([0.0, -np.inf]))
+            labels.append((pair[0],))
+        else:
+            operands.append(np.array([[0.0, 0.0], [0.0, -np.inf]]))
+            labels.append(pair)
+    if not nodes:
+        return Solution(0.0, {}, contraction_plan([], method="greedy"))
+    plan = contraction_plan(labels, method=optimize)
+    value, grads = _contract(operands, labels, plan, "max_plus", backend)
+    config = {v: _one_hot_state(grads[index[v]], v, problem) for v in nodes}
+    # the answer must be feasible and attain the value: anything else is a bug
+    for u, v in graph.edges():
+        if config[u] and config[v]:
+            raise RuntimeError(f"{problem}: the configuration picks both ends of edge {(u, v)!r} "
+                               f"(a bug in the tropical contraction)")
+    total = sum(w[v] for v in nodes if config[v])
+    if not _close(total, value):
+        raise RuntimeError(f"{problem}: the configuration weighs {total}, the contraction gave "
+                           f"{value} (a bug in the tropical contraction)")
+    return Solution(value, config, plan)
+
+
+def spin_glass_energy(graph, spins, J=None, h=None):
+    """E(s) = Σ_(u,v) J_uv s_u s_v + Σ_v h_v s_v for spins {node: ±1}."""
+    problem = "spin_glass_energy"
+    nodes, edges = list(graph.nodes), list(graph.edges())
+    couplings = _per_edge(J, edges, 1.0, "J", problem)
+    fields = _per_node(h, nodes, 0.0, "h", problem)
+    return (sum(c * spins[u] * spins[v] for c, (u, v) in zip(couplings, edges))
+            + sum(fields[v] * spins[v] for v in nodes))
+
+
+def spin_glass_ground_state(graph, J=None, h=None, *, optimize="auto", backend=None):
+    """Ground state of the Ising spin glass E(s) = Σ_(u,v) J_uv s_u s_v + Σ_v h_v s_v
+    over s in {-1, +1}^n, by a min_plus tensor network.
+
+    J: {(u, v): J_uv} keyed by the tuples of graph.edges (either orientation
+    accepted), a number, or a sequence in graph.edges order; default 1.
+    h: {node: h_v}, a number, or a sequence in graph.nodes order; default 0.
+    Returns Solution(energy, spins): spins {node: -1 or +1} for every node.
+
+    Network: vertex v has index x_v (x = 0 is s = -1, x = 1 is s = +1) and
+    tensor h_v·[-1, +1]; edge (u, v) has J_uv·[[1, -1], [-1, 1]]. The gradient
+    of the energy w.r.t. the vertex tensor is the one-hot of the optimal x_v,
+    so dE/dh_v = g[1] - g[0] = s_v: the spins are the gradient w.r.t. h."""
+    problem = "spin_glass_ground_state"
+    _check_graph(graph, problem)
+    if graph.is_multigraph():
+        raise ValueError(f"{problem}: multigraphs are not supported (J is keyed by edge "
+                         f"tuples): merge parallel couplings into one edge")
+    nodes, edges = list(graph.nodes), list(graph.edges())
+    couplings = _per_edge(J, edges, 1.0, "J", problem)
+    fields = _per_node(h, nodes, 0.0, "h", problem)
+    index = {v: k for k, v in enumerate(nodes)}
+    operands, labels = [], []
+    for v in nodes:
+        operands.append(np.array([-fields[v], fields[v]]))
+        labels.append((index[v],))
+    for c, (u, v) in zip(couplings, edges):
+        if u == v:  # s_v s_v = 1: a constant, kept as a uniform vertex factor
+            operands.append(np.array([c, c]))
+            labels.append((index[u],))
+        else:
+            operands.append(c * np.array([[1.0, -1.0], [-1.0, 1.0]]))
+            labels.append((index[u], index[v]))
+    if not nodes:
+        return Solution(0.0, {}, contraction_plan([], method="greedy"))
+    plan = contraction_plan(labels, method=optimize)
+    energy, grads = _contract(operands, labels, plan, "min_plus", backend)
+    spins = {v: 2 * _one_hot_state(grads[index[v]], v, problem) - 1 for v in nodes}
+    attained = (sum(c * spins[u] * spins[v] for c, (u, v) in zip(couplings, edges))
+                + sum(fields[v] * spins[v] for v in nodes))
+    if not _close(attained, energy):
+        raise RuntimeError(f"{problem}: the spins have energy {attained}, the contraction gave "
+                           f"{energy} (a bug in the tropical contraction)")
+    return Solution(energy, spins, plan)
+
+
+# --------------------------------------------------------------------------- references
+
+def brute_force_spin_glass(graph, J=None, h=None):
+    """(energy, spins) by enumerating all 2^n states (n <= 24); a reference for tests."""
+    nodes, edges = list(graph.nodes), list(graph.edges())
+    n = len(nodes)
+    if n > 24:
+        raise ValueError(f"brute_force_spin_glass: {n} spins is too many to enumerate (max 24)")
+    couplings = _per_edge(J, edges, 1.0, "J", "brute_force_spin_glass")
+    fields = _per_node(h, nodes, 0.0, "h", "brute_force_spin_glass")
+    index = {v: k for k, v in enumerate(nodes)}
+    states = ((np.arange(2 ** n)[:, None] >> np.arange(n)[None, :]) & 1) * 2 - 1
+    energy = states @ np.array([fields[v] for v in nodes], dtype=np.float64)
+    for c, (u, v) in zip(couplings, edges):
+        energy = energy + c * states[:, index[u]] * states[:, index[v]]
+    best = int(np.argmin(energy))
+    return float(energy[best]), {v: int(states[best, index[v]]) for v in nodes}
