@@ -242,6 +242,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=False, create_graph=Fa
         if not t.requires_grad:
             raise ValueError(f"grad: input {i} (shape {tuple(t.shape)}) does not require grad")
     roots = [o for o in outputs if o.requires_grad]
+    if not roots:
+        raise RuntimeError("grad: no output requires grad (none of its inputs requires grad, "
+                           "or it was computed under no_grad)")
     seeds = _seed_grads(outputs, grad_outputs)
     seeds = [g for o, g in zip(outputs, seeds) if o.requires_grad]
     grads = _replay(roots, seeds, retain_graph, create_graph, tape=tape, keep=inputs)

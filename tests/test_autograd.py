@@ -1,0 +1,262 @@
+"""The tape and the reverse replay: accumulation by identity, retain_graph, released
+graphs, no_grad, detach, grad(), tape.gradient, second order."""
+import numpy as np
+import pytest
+
+import opgraph as og
+
+
+def leaf(values, dtype=np.float64):
+    return og.tensor(values, dtype=dtype, requires_grad=True)
+
+
+def test_x_times_x_and_x_plus_x():
+    x = leaf([1.0, -2.0, 3.0])
+    (x * x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [2, -4, 6])
+    y = leaf([1.0, 2.0])
+    (y + y).sum().backward()
+    np.testing.assert_allclose(y.grad.numpy(), [2, 2])
+
+
+def test_tensor_feeding_many_ops():
+    x = leaf([0.5, 1.5])
+    a = x.exp()
+    out = (a * x + a.sin() - x * 3 + a / x).sum()
+    out.backward()
+    xv = np.array([0.5, 1.5])
+    e = np.exp(xv)
+    want = e * xv + e + np.cos(e) * e - 3 + (e * xv - e) / xv ** 2
+    np.testing.assert_allclose(x.grad.numpy(), want)
+
+
+def test_gradients_accumulate_across_backward_calls():
+    x = leaf([1.0, 2.0])
+    (x * 3).sum().backward()
+    (x * x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [3 + 2, 3 + 4])
+
+
+def test_retain_graph_allows_a_second_backward():
+    x = leaf([1.0, 2.0])
+    y = (x.exp() * x).sum()
+    y.backward(retain_graph=True)
+    first = x.grad.numpy().copy()
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * first)
+
+
+def test_second_backward_through_released_graph_raises():
+    x = leaf([1.0, 2.0])
+    y = (x.exp() * x).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match="retain_graph"):
+        y.backward()
+
+
+def test_no_grad_records_nothing():
+    x = leaf([1.0, 2.0])
+    with og.Tape() as tape:
+        with og.no_grad():
+            y = (x * 2).exp().sum()
+    assert y.op is None and not y.requires_grad
+    assert tape.ops == []
+
+    @og.no_grad()
+    def f(t):
+        return t * 2
+    assert f(x).op is None
+
+
+def test_detach_cuts_the_graph():
+    x = leaf([1.0, 2.0])
+    y = x * x
+    z = (y.detach() * x).sum()  # d/dx of (const * x)
+    z.backward()
+    np.testing.assert_allclose(x.grad.numpy(), [1, 4])
+    assert y.detach().op is None and not y.detach().requires_grad
+
+
+def test_grad_returns_without_touching_dot_grad():
+    x = leaf([1.0, 2.0])
+    w = leaf([3.0, 4.0])
+    y = (x * w).sum()
+    gx, gw = og.grad(y, [x, w])
+    np.testing.assert_allclose(gx.numpy(), [3, 4])
+    np.testing.assert_allclose(gw.numpy(), [1, 2])
+    assert x.grad is None and w.grad is None
+
+
+def test_grad_of_unused_input_is_zero():
+    x, u = leaf([1.0]), leaf([5.0, 6.0])
+    gx, gu = og.grad((x * 2).sum(), [x, u])
+    np.testing.assert_allclose(gu.numpy(), [0, 0])
+
+
+def test_tape_records_ops_in_order_and_gradient():
+    x = leaf([1.0, 2.0])
+    with og.Tape() as tape:
+        y = x.exp()
+        z = (y * 2).sum()
+    assert [op.name for op in tape.ops] == ["Exp", "Mul", "SumDim"]
+    assert "Exp" in str(tape) and "(2,)" in str(tape)
+    (g,) = tape.gradient(z, [x])
+    np.testing.assert_allclose(g.numpy(), 2 * np.exp([1.0, 2.0]))
+
+
+def test_backward_releases_the_ops_from_the_tape():
+    x = leaf([1.0, 2.0])
+    with og.Tape() as tape:
+        loss = (x * x).sum()
+        assert len(tape.ops) == 2
+        loss.backward()
+        assert tape.ops == []
+
+
+def test_backward_on_non_scalar_needs_grad():
+    x = leaf([1.0, 2.0])
+    y = x * 2
+    with pytest.raises(ValueError, match=r"non-scalar.*\(2,\)"):
+        y.backward()
+    y.backward(og.tensor([1.0, 10.0], dtype=np.float64))
+    np.testing.assert_allclose(x.grad.numpy(), [2, 20])
+
+
+def test_backward_on_tensor_without_grad_raises():
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        og.tensor([1.0]).sum().backward()
+
+
+def test_integer_tensors_cannot_require_grad():
+    with pytest.raises(TypeError, match="int64"):
+        og.tensor([1, 2], requires_grad=True)
+    with pytest.raises(TypeError):
+        og.tensor([1, 2]).requires_grad_()
+
+
+def test_multi_output_chunk_with_some_outputs_unused():
+    x = leaf(np.arange(6.0))
+    a, b, c = og.chunk(x, 3)
+    (b * 5).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [0, 0, 5, 5, 0, 0])
+    assert isinstance(a.op, og.MultiOutputOperation) and a.op is b.op
+
+
+def test_hessian_vector_product_of_small_mlp_matches_finite_differences():
+    rng = np.random.default_rng(0)
+    w1 = og.tensor(rng.standard_normal((3, 5)), dtype=np.float64, requires_grad=True)
+    w2 = og.tensor(rng.standard_normal((5, 2)), dtype=np.float64, requires_grad=True)
+    xb = og.tensor(rng.standard_normal((4, 3)), dtype=np.float64)
+    tb = og.tensor([0, 1, 1, 0])
+    v1, v2 = rng.standard_normal((3, 5)), rng.standard_normal((5, 2))
+
+    def loss_of(a, b):
+        return og.cross_entropy((xb @ a).tanh() @ b, tb)
+
+    g1, g2 = og.grad(loss_of(w1, w2), [w1, w2], create_graph=True)
+    dot = (g1 * og.tensor(v1, dtype=np.float64)).sum() + (g2 * og.tensor(v2, dtype=np.float64)).sum()
+    h1, h2 = og.grad(dot, [w1, w2])
+
+    def gradient_at(a, b):
+        ta = og.tensor(a, dtype=np.float64, requires_grad=True)
+        tb_ = og.tensor(b, dtype=np.float64, requires_grad=True)
+        return [g.numpy() for g in og.grad(loss_of(ta, tb_), [ta, tb_])]
+
+    eps = 1e-6
+    plus = gradient_at(w1.numpy() + eps * v1, w2.numpy() + eps * v2)
+    minus = gradient_at(w1.numpy() - eps * v1, w2.numpy() - eps * v2)
+    np.testing.assert_allclose(h1.numpy(), (plus[0] - minus[0]) / (2 * eps), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(h2.numpy(), (plus[1] - minus[1]) / (2 * eps), rtol=1e-5, atol=1e-7)
+
+
+def test_gradient_penalty_double_backward_through_relu_mlp():
+    x = leaf([[0.3, -0.7]])
+    w = leaf([[1.0, -2.0], [0.5, 0.25]])
+    (gx,) = og.grad((x @ w).sigmoid().sum(), [x], create_graph=True)
+    penalty = (gx * gx).sum()
+    penalty.backward()
+    assert w.grad is not None and np.all(np.isfinite(w.grad.numpy()))
+    assert og.gradcheck(lambda w_: (og.grad((x @ w_).sigmoid().sum(), [x], create_graph=True)[0] ** 2).sum(),
+                        [w])
+
+
+def test_once_differentiable_op_refuses_second_order():
+    class Cube(og.Operation):
+        """y = x³; dx = 3x²·dy computed from the raw array (so once-differentiable)"""
+        once_differentiable = True
+
+        def forward(self, x):
+            return self.backend.binary("pow", x, 3)
+
+        def backward(self, grad):
+            x = self.inputs[0].data
+            return (grad * self.constant(self.backend.binary("mul", 3.0, self.backend.binary("mul", x, x))),)
+
+    x = leaf([2.0])
+    (g,) = og.grad(Cube()(x).sum(), [x])
+    np.testing.assert_allclose(g.numpy(), [12.0])
+    with pytest.raises(RuntimeError, match="once-differentiable"):
+        og.grad(Cube()(x).sum(), [x], create_graph=True)
+
+
+def test_user_defined_op_needs_nothing_else():
+    class Square(og.Operation):
+        """y = x²;  dx = 2·x·dy"""
+
+        def forward(self, x):
+            return self.backend.binary("mul", x, x)
+
+        def backward(self, grad):
+            (x,) = self.inputs
+            return (grad * 2 * x,)
+
+    x = leaf([1.0, -3.0])
+    assert og.gradcheck(lambda t: Square()(t), [x])
+    assert og.gradgradcheck(lambda t: Square()(t), [x])
+
+
+def test_gradcheck_reports_input_index_and_values():
+    class WrongSquare(og.Operation):
+        def forward(self, x):
+            return self.backend.binary("mul", x, x)
+
+        def backward(self, grad):
+            return (grad * 3 * self.inputs[0],)
+
+    with pytest.raises(og.GradcheckError, match=r"input 0 .* index \(0,\).*analytic.*numeric"):
+        og.gradcheck(lambda t: WrongSquare()(t), [leaf([1.0, 2.0])])
+
+
+def test_wrong_gradient_shape_from_user_op_is_reported():
+    class Bad(og.Operation):
+        def forward(self, x):
+            return x
+
+        def backward(self, grad):
+            return (grad.sum(),)
+
+    with pytest.raises(RuntimeError, match=r"Bad.backward returned a gradient of shape"):
+        Bad()(leaf([1.0, 2.0])).sum().backward()
+
+
+def test_tensor_basics():
+    x = og.tensor([[1, 2], [3, 4]])
+    assert x.dtype == np.int64 and x.shape == (2, 2) and x.ndim == 2
+    y = og.tensor([1.5, 2.5])
+    assert y.dtype == np.float32
+    assert og.tensor(np.zeros(2)).dtype == np.float64
+    assert og.zeros(2, 3).shape == (2, 3) and og.ones((2,)).numpy().tolist() == [1, 1]
+    np.testing.assert_array_equal(og.randn(3, seed=1).numpy(), og.randn(3, seed=1).numpy())
+    assert og.tensor([[2.0]]).item() == 2.0
+    a = np.arange(3.0)
+    shared = og.from_numpy(a)
+    a[0] = 7
+    assert shared.numpy()[0] == 7 and shared.dtype == np.float64
+    assert (np.ones(2) + og.tensor([1.0, 2.0])).numpy().tolist() == [2, 3]
+
+
+def test_data_is_assignable_for_in_place_updates():
+    w = leaf([1.0, 2.0])
+    (w * w).sum().backward()
+    w.data = w.data - 0.5 * w.grad.data
+    np.testing.assert_allclose(w.numpy(), [0, 0])
