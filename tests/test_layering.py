@@ -1,0 +1,93 @@
+"""backends -> opgraph core (tensor, operation, tape, gradcheck) -> ops -> public API:
+no module imports a module of a higher layer at module level."""
+import ast
+from pathlib import Path
+
+import networkx as nx
+
+ROOT = Path(__file__).resolve().parents[1]
+CORE = {"opgraph.tensor", "opgraph.operation", "opgraph.tape", "opgraph.gradcheck"}
+
+
+def layer(module):
+    if module == "backends" or module.startswith("backends."):
+        return 0
+    if module in CORE:
+        return 1
+    if module == "ops" or module.startswith("ops."):
+        return 2
+    if module == "opgraph" or module.startswith("opgraph."):
+        return 3
+    return None  # third party
+
+
+def module_name(path):
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def is_module(dotted):
+    path = ROOT.joinpath(*dotted.split("."))
+    return path.with_suffix(".py").exists() or (path / "__init__.py").exists()
+
+
+def module_level_imports(path, name):
+    """Imports executed when the module is imported: top level, and inside top-level if/try."""
+    is_package = path.name == "__init__.py"
+    package = name if is_package else name.rpartition(".")[0]
+    found = []
+
+    def visit(body):
+        for node in body:
+            if isinstance(node, ast.Import):
+                found.extend(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(base)
+                    target = f"{base}.{node.module}" if node.module else base
+                else:
+                    target = node.module
+                submodules = [f"{target}.{a.name}" for a in node.names if is_module(f"{target}.{a.name}")]
+                # `from pkg import submodule` imports the submodule; `from mod import name` the module
+                found.extend(submodules if submodules else [target])
+            elif isinstance(node, (ast.If, ast.Try)):
+                visit(node.body)
+                visit(getattr(node, "orelse", []))
+                for h in getattr(node, "handlers", []):
+                    visit(h.body)
+    visit(ast.parse(path.read_text()).body)
+    return found
+
+
+def import_graph():
+    g = nx.DiGraph()
+    for top in ("backends", "opgraph", "ops"):
+        for path in (ROOT / top).rglob("*.py"):
+            name = module_name(path)
+            g.add_node(name)
+            for target in module_level_imports(path, name):
+                if layer(target) is not None:
+                    g.add_edge(name, target)
+    return g
+
+
+def test_the_import_graph_is_not_empty():
+    g = import_graph()
+    assert g.has_edge("ops.elementwise", "opgraph.operation")
+    assert g.has_edge("opgraph.tensor", "backends")
+
+
+def test_no_module_imports_a_higher_layer_at_module_level():
+    bad = [f"{a} (layer {layer(a)}) imports {b} (layer {layer(b)})"
+           for a, b in import_graph().edges if layer(b) > layer(a)]
+    assert not bad, "\n".join(bad)
+
+
+def test_the_checker_catches_a_violation(tmp_path):
+    path = tmp_path / "bad.py"
+    path.write_text("import os\nfrom ops.elementwise import Add\ndef f():\n    import opgraph.nn\n")
+    targets = module_level_imports(path, "opgraph.tensor")
+    assert "ops.elementwise" in targets and "opgraph.nn" not in targets
