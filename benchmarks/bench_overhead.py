@@ -1,0 +1,116 @@
+"""Per-op overhead: one SGD training step of a tiny MLP on a single sample, where all the
+time is framework overhead (the arithmetic is a few hundred flops). opgraph vs PyTorch CPU
+(when installed) vs plain NumPy with hand-written gradients, side by side in one run.
+
+    python benchmarks/bench_overhead.py [--repeat 2000]
+"""
+import argparse
+import json
+import time
+
+import numpy as np
+
+import opgraph as og
+
+
+def opgraph_step(sizes=(16, 32, 10), seed=0):
+    rng = np.random.default_rng(seed)
+    w1 = og.tensor(rng.standard_normal(sizes[:2]) * 0.1, requires_grad=True)
+    b1 = og.tensor(np.zeros(sizes[1]), requires_grad=True, dtype=np.float32)
+    w2 = og.tensor(rng.standard_normal(sizes[1:]) * 0.1, requires_grad=True)
+    b2 = og.tensor(np.zeros(sizes[2]), requires_grad=True, dtype=np.float32)
+    x = og.tensor(rng.standard_normal((1, sizes[0])))
+    y = og.tensor([3])
+    params = [w1, b1, w2, b2]
+
+    def step():
+        loss = og.cross_entropy((x @ w1 + b1).relu() @ w2 + b2, y)
+        loss.backward()
+        for p in params:
+            p.data = p.data - 0.01 * p.grad.data
+            p.grad = None
+    return step
+
+
+def torch_step(sizes=(16, 32, 10), seed=0):
+    import torch
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(seed)
+    w1 = torch.tensor(rng.standard_normal(sizes[:2]) * 0.1, dtype=torch.float32, requires_grad=True)
+    b1 = torch.zeros(sizes[1], requires_grad=True)
+    w2 = torch.tensor(rng.standard_normal(sizes[1:]) * 0.1, dtype=torch.float32, requires_grad=True)
+    b2 = torch.zeros(sizes[2], requires_grad=True)
+    x = torch.tensor(rng.standard_normal((1, sizes[0])), dtype=torch.float32)
+    y = torch.tensor([3])
+    params = [w1, b1, w2, b2]
+
+    def step():
+        loss = torch.nn.functional.cross_entropy(torch.relu(x @ w1 + b1) @ w2 + b2, y)
+        loss.backward()
+        with torch.no_grad():
+            for p in params:
+                p -= 0.01 * p.grad
+                p.grad = None
+    return step
+
+
+def numpy_step(sizes=(16, 32, 10), seed=0):
+    rng = np.random.default_rng(seed)
+    w1 = (rng.standard_normal(sizes[:2]) * 0.1).astype(np.float32)
+    b1 = np.zeros(sizes[1], np.float32)
+    w2 = (rng.standard_normal(sizes[1:]) * 0.1).astype(np.float32)
+    b2 = np.zeros(sizes[2], np.float32)
+    x = rng.standard_normal((1, sizes[0])).astype(np.float32)
+    y = 3
+    params = [w1, b1, w2, b2]
+
+    def step():
+        h = x @ w1 + b1
+        a = np.maximum(h, 0)
+        z = a @ w2 + b2
+        p = np.exp(z - z.max())
+        p /= p.sum()
+        dz = p.copy()
+        dz[0, y] -= 1
+        grads = [x.T @ ((dz @ w2.T) * (h > 0)), ((dz @ w2.T) * (h > 0)).sum(0), a.T @ dz, dz.sum(0)]
+        for q, g in zip(params, grads):
+            q -= 0.01 * g
+    return step
+
+
+def timed(step, repeat):
+    for _ in range(50):
+        step()
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(repeat):
+            step()
+        best = min(best, (time.perf_counter() - start) / repeat)
+    return best
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=2000)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+    rows = {"opgraph": timed(opgraph_step(), args.repeat), "numpy (hand-written)": timed(numpy_step(), args.repeat)}
+    try:
+        rows["pytorch"] = timed(torch_step(), args.repeat)
+    except ImportError:
+        rows["pytorch"] = None
+    print(f"{'one MLP training step, batch 1':34s} {'µs/step':>9s} {'opgraph / this':>15s}")
+    for name, sec in rows.items():
+        if sec is None:
+            print(f"{name:34s} {'absent':>9s}")
+        else:
+            print(f"{name:34s} {sec * 1e6:9.1f} {rows['opgraph'] / sec:15.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=2)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
