@@ -14,4 +14,7 @@ from .functions import (add, sub, mul, div, pow, neg, exp, log, log_eps, sin, co
                         gather, embedding, where, softmax, log_softmax, cross_entropy, conv2d,
                         max_pool2d, astype)
 
+from .serialization import save, load
+from . import nn, optim, data, graph
+
 __version__ = "0.1.0"

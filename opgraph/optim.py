@@ -1,0 +1,181 @@
+"""Optimizers, as torch.optim: SGD (momentum, Nesterov, weight decay), Adam and AdamW.
+
+    opt = opgraph.optim.Adam(model.parameters(), lr=1e-3)
+    for xb, yb in loader:
+        opt.zero_grad()
+        loss = loss_fn(model(xb), yb)
+        loss.backward()
+        opt.step()
+
+`step()` updates each parameter's `.data` with its backend's kernels
+(`p.backend.binary(...)`), never through NumPy, so it runs unchanged on every
+backend (device arrays included) and records nothing on the tape.
+"""
+import math
+
+from .tensor import Tensor
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
+
+
+class Optimizer:
+    """Base class: `params` is an iterable of Parameters (or of dicts
+    {"params": [...], "lr": ...} for per-group settings, as in PyTorch)."""
+
+    def __init__(self, params, defaults):
+        self.defaults = dict(defaults)
+        self.param_groups = []
+        self.state = {}  # id(param) -> dict of backend arrays
+        params = list(params)
+        if not params:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        if not isinstance(params[0], dict):
+            params = [{"params": params}]
+        for group in params:
+            self.add_param_group(group)
+
+    def add_param_group(self, group):
+        group = dict(group)
+        ps = group["params"]
+        group["params"] = [ps] if isinstance(ps, Tensor) else list(ps)
+        for p in group["params"]:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{type(self).__name__}: parameters must be Tensors, got "
+                                f"{type(p).__name__}")
+            if not p.requires_grad:
+                raise ValueError(f"{type(self).__name__}: a parameter of shape "
+                                 f"{tuple(p.shape)} does not require grad")
+        for key, value in self.defaults.items():
+            group.setdefault(key, value)
+        self.param_groups.append(group)
+
+    def zero_grad(self, set_to_none=True):
+        """Forget the gradients (set `.grad` to None, or to zeros)."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if set_to_none or p.grad is None:
+                    p.grad = None
+                else:
+                    p.grad = Tensor._make(p.backend.zeros(p.shape, p.dtype), p.backend)
+
+    def step(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad.data
+                if p.grad.backend is not p.backend:
+                    raise ValueError(f"{type(self).__name__}: the gradient of a parameter of "
+                                     f"shape {tuple(p.shape)} lives on {p.grad.backend.name}, "
+                                     f"the parameter on {p.backend.name}")
+                if tuple(g.shape) != tuple(p.shape):
+                    raise ValueError(f"{type(self).__name__}: gradient of shape {tuple(g.shape)}"
+                                     f" for a parameter of shape {tuple(p.shape)}")
+                if g.dtype != p.dtype:
+                    g = p.backend.astype(g, p.dtype)
+                self._update(p, g, group, self.state.setdefault(id(p), {}))
+
+    def _update(self, p, g, group, state):
+        raise NotImplementedError
+
+    def state_dict(self):
+        """Hyper-parameters and step counts (the moment buffers stay on the backend)."""
+        return {"param_groups": [{k: v for k, v in g.items() if k != "params"}
+                                 for g in self.param_groups]}
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, as torch.optim.SGD:
+
+        g = grad + weight_decay * p
+        buf = momentum * buf + (1 - dampening) * g      (buf = g at the first step)
+        g = g + momentum * buf if nesterov else buf     (when momentum != 0)
+        p = p - lr * g
+    """
+
+    def __init__(self, params, lr=1e-2, momentum=0.0, dampening=0.0, weight_decay=0.0,
+                 nesterov=False):
+        if lr < 0 or momentum < 0 or weight_decay < 0:
+            raise ValueError(f"SGD: lr, momentum and weight_decay must be >= 0, got lr={lr}, "
+                             f"momentum={momentum}, weight_decay={weight_decay}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("SGD: nesterov needs momentum > 0 and dampening 0")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov))
+
+    def _update(self, p, g, group, state):
+        b = p.backend
+        wd, mom = group["weight_decay"], group["momentum"]
+        if wd:
+            g = b.binary("add", g, b.binary("mul", p.data, wd))
+        if mom:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = b.copy(g)
+            else:
+                buf = b.binary("add", b.binary("mul", buf, mom),
+                               b.binary("mul", g, 1 - group["dampening"]))
+            state["momentum_buffer"] = buf
+            g = b.binary("add", g, b.binary("mul", buf, mom)) if group["nesterov"] else buf
+        p.data = b.binary("sub", p.data, b.binary("mul", g, group["lr"]))
+
+
+class Adam(Optimizer):
+    """Adam, as torch.optim.Adam (weight_decay is L2 added to the gradient):
+
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g * g
+        p = p - lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
+
+    amsgrad=True uses the running maximum of v instead of v.
+    """
+
+    _decoupled = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 amsgrad=False):
+        if lr < 0 or eps < 0 or weight_decay < 0:
+            raise ValueError(f"{type(self).__name__}: lr, eps and weight_decay must be >= 0")
+        if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
+            raise ValueError(f"{type(self).__name__}: betas must be in [0, 1), got {betas}")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
+                                      weight_decay=weight_decay, amsgrad=amsgrad))
+
+    def _update(self, p, g, group, state):
+        b = p.backend
+        lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], \
+            group["weight_decay"]
+        if wd:
+            if self._decoupled:
+                p.data = b.binary("mul", p.data, 1 - lr * wd)
+            else:
+                g = b.binary("add", g, b.binary("mul", p.data, wd))
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = b.zeros(p.shape, p.dtype)
+            state["exp_avg_sq"] = b.zeros(p.shape, p.dtype)
+            if group["amsgrad"]:
+                state["max_exp_avg_sq"] = b.zeros(p.shape, p.dtype)
+        state["step"] += 1
+        t = state["step"]
+        m = b.binary("add", b.binary("mul", state["exp_avg"], beta1),
+                     b.binary("mul", g, 1 - beta1))
+        v = b.binary("add", b.binary("mul", state["exp_avg_sq"], beta2),
+                     b.binary("mul", b.binary("mul", g, g), 1 - beta2))
+        state["exp_avg"], state["exp_avg_sq"] = m, v
+        if group["amsgrad"]:
+            v = state["max_exp_avg_sq"] = b.binary("maximum", state["max_exp_avg_sq"], v)
+        bias1 = 1 - beta1 ** t
+        bias2_sqrt = math.sqrt(1 - beta2 ** t)
+        denom = b.binary("add", b.binary("div", b.unary("sqrt", v), bias2_sqrt), eps)
+        p.data = b.binary("sub", p.data, b.binary("mul", b.binary("div", m, denom), lr / bias1))
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (torch.optim.AdamW): p *= 1 - lr * weight_decay."""
+
+    _decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                 amsgrad=False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
