@@ -55,16 +55,20 @@ class Operation:
         return result if isinstance(result, tuple) else tuple(result)
 
     def __call__(self, *inputs):
-        inputs = _as_tensors(self.name, inputs)
+        inputs = _as_tensors(self, inputs)
         self.backend = inputs[0].backend if inputs else _default_backend()
         result = self.forward(*[t.data for t in inputs])
         return self._wrap(result, inputs)
 
     def _needs_grad(self, inputs):
-        return _tape._state.recording and any(t.requires_grad for t in inputs)
+        if _tape._state.recording:
+            for t in inputs:
+                if t.requires_grad:
+                    return True
+        return False
 
     def _wrap(self, array, inputs):
-        if self._needs_grad(inputs) and array.dtype.kind == "f":
+        if array.dtype.kind == "f" and self._needs_grad(inputs):
             out = Tensor._make(array, self.backend, True, self)
             self._record(inputs)
             self._output = weakref.ref(out)
@@ -127,18 +131,20 @@ def _default_backend():
     return get_default_backend()
 
 
-def _as_tensors(name, inputs):
+def _as_tensors(op, inputs):
     """Inputs as Tensors on one backend; NumPy arrays and scalars join the first tensor's backend."""
-    backend = None
+    backend, converted = None, False
     for t in inputs:
         if isinstance(t, Tensor):
             if backend is None:
                 backend = t.backend
             elif t.backend is not backend:
-                raise ValueError(f"{name}: inputs live on different backends "
+                raise ValueError(f"{op.name}: inputs live on different backends "
                                  f"({backend.name} and {t.backend.name}); move one with .to()")
-    if all(isinstance(t, Tensor) for t in inputs):
-        return tuple(inputs)
+        else:
+            converted = True
+    if not converted:
+        return inputs
     backend = backend or _default_backend()
     return tuple(t if isinstance(t, Tensor) else Tensor(t, backend=backend) for t in inputs)
 

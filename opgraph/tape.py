@@ -166,27 +166,27 @@ def _replay(roots, root_grads, retain_graph, create_graph, tape=None, keep=()):
     keep_ids = {id(t) for t in keep}
     with _set_recording(create_graph):
         for op in _ops_to_replay(roots, tape):
-            outs = op.outputs
             out_grads = []
-            for out in outs:
+            for out in op.outputs:
                 entry = grads.pop(id(out), None) if out is not None else None
-                if entry is not None and id(out) in keep_ids:
+                if entry is not None and keep_ids and id(out) in keep_ids:
                     kept[id(out)] = entry
                 out_grads.append(None if entry is None else entry[1])
-            if all(g is None for g in out_grads):
+            if out_grads.count(None) == len(out_grads):
                 continue
             if create_graph and op.once_differentiable:
                 raise RuntimeError(
                     f"{op.name} is once-differentiable: its backward calls a raw kernel, so a "
                     "second-order gradient (create_graph=True) cannot pass through it")
             in_grads = op._backward_all(out_grads)
-            if len(in_grads) != len(op._inputs):
+            inputs = op._inputs
+            if len(in_grads) != len(inputs):
                 raise RuntimeError(f"{op.name}.backward returned {len(in_grads)} gradients "
-                                   f"for {len(op._inputs)} inputs")
-            for t, g in zip(op._inputs, in_grads):
+                                   f"for {len(inputs)} inputs")
+            for t, g in zip(inputs, in_grads):
                 if g is None or not t.requires_grad:
                     continue
-                if g.shape != t.shape:
+                if g.data.shape != t.data.shape:
                     raise RuntimeError(f"{op.name}.backward returned a gradient of shape "
                                        f"{tuple(g.shape)} for an input of shape {tuple(t.shape)}")
                 _accumulate(grads, t, g)

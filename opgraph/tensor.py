@@ -17,10 +17,15 @@ def set_default_backend(backend):
     _default["backend"] = backends.get(backend)
 
 
+_api = []
+
+
 def _functions():
     # Tensor methods call the public function API, a higher layer: import it on first use
-    from . import functions
-    return functions
+    if not _api:
+        from . import functions
+        _api.append(functions)
+    return _api[0]
 
 
 def _check_requires_grad(dtype, requires_grad):

@@ -11,7 +11,10 @@ def sum_to_shape(grad, shape):
     axes = tuple(range(lead)) + tuple(
         lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1)
     from ops.reduce import SumDim
-    return Reshape(shape)(SumDim(axes, keepdim=False)(grad)) if axes else Reshape(shape)(grad)
+    if not axes:
+        return Reshape(shape)(grad)
+    summed = SumDim(axes, keepdim=False)(grad)
+    return summed if summed.shape == shape else Reshape(shape)(summed)
 
 
 class Reshape(Operation):
