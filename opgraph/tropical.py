@@ -342,37 +342,46 @@ def _check_path(path, n):
 
 # --------------------------------------------------------------------------- running the network
 
-def _contract(operands, labels, plan, semiring, backend):
+def _contract(params, pattern, constants, labels, plan, semiring, backend):
     """Contract the network to a scalar with opgraph.tropical_einsum along the plan's
-    path, then backpropagate: returns (value, gradient of each operand as NumPy)."""
+    path and backpropagate to the vertex parameters.
+
+    params: one float per vertex (weights or fields), a leaf tensor that requires
+    grad; vertex k's tensor is params[k] * pattern (labels[k] = (k,)); constants
+    are the remaining operands (edge tensors). Returns (value, d value / d params)."""
     import opgraph
     if not hasattr(opgraph, "tropical_einsum"):
         raise RuntimeError("opgraph.tropical_einsum is not available (the TropicalEinsum op "
                            "is missing from this build)")
-    leaves = [opgraph.tensor(np.asarray(op, dtype=np.float64), requires_grad=True,
-                             backend=backend) for op in operands]
+    n = len(params)
+    start = time.perf_counter()
+    w = opgraph.tensor(np.asarray(params, dtype=np.float64), requires_grad=True, backend=backend)
+    rows = opgraph.reshape(w, (n, 1)) * opgraph.tensor(np.asarray([pattern], dtype=np.float64),
+                                                       backend=w.backend)
+    operands = [rows[k] for k in range(n)]
+    operands += [opgraph.tensor(np.asarray(c, dtype=np.float64), backend=w.backend)
+                 for c in constants]
     args = []
-    for t, ls in zip(leaves, labels):
+    for t, ls in zip(operands, labels):
         args += [t, list(ls)]
     args.append([])
-    start = time.perf_counter()
     result = opgraph.tropical_einsum(*args, semiring=semiring, optimize=_optimize_arg(plan.path))
-    grads = opgraph.grad(result, leaves)
+    (grad,) = opgraph.grad(result, [w])
     plan.contraction_seconds = time.perf_counter() - start
-    return float(result.item()), [g.numpy() for g in grads]
+    return float(result.item()), grad.numpy()
 
 
 def _optimize_arg(path):
     return ["einsum_path"] + [tuple(step) for step in path]
 
 
-def _one_hot_state(grad, node, problem):
-    """The state (0 or 1) a vertex tensor's gradient selects; it must be one-hot."""
-    g = np.asarray(grad, dtype=np.float64).reshape(-1)
-    if g.shape == (2,) and g[0] + g[1] == 1 and g[0] * g[1] == 0:
-        return int(g[1])
-    raise RuntimeError(f"{problem}: the gradient for vertex {node!r} is {g.tolist()}, not a "
-                       f"one-hot state (a bug in the tropical einsum backward)")
+def _state(grad, allowed, node, problem):
+    """The state a vertex's gradient selects: it must be one of `allowed` exactly."""
+    g = float(grad)
+    if g in allowed:
+        return int(g)
+    raise RuntimeError(f"{problem}: the gradient for vertex {node!r} is {g}, not one of "
+                       f"{sorted(allowed)} (a bug in the tropical einsum backward)")
 
 
 def _check_graph(graph, problem):
@@ -458,35 +467,34 @@ def max_independent_set(graph, weights=None, *, optimize="auto", backend=None):
 
     Network: vertex v has index x_v in {0, 1} and tensor [0, w_v]; edge (u, v)
     has [[0, 0], [0, -inf]]. The max_plus contraction is max over x of
-    Σ w_v x_v subject to independence. The gradient w.r.t. [0, w_v] is the
-    one-hot of the optimal x_v, so d value / d w_v = x_v: the configuration.
-    The result is checked (independent, weight equal to the value)."""
+    Σ w_v x_v subject to independence. Backpropagation routes the gradient to the
+    winning entries only, so d value / d w_v = x_v: the gradient with respect to
+    the weights is the configuration. The result is checked (independent,
+    weight equal to the value); a failed check raises RuntimeError."""
     problem = "max_independent_set"
     _check_graph(graph, problem)
     nodes = list(graph.nodes)
     w = _per_node(weights, nodes, 1.0, "weights", problem)
     index = {v: k for k, v in enumerate(nodes)}
-    operands, labels = [], []
-    for v in nodes:
-        operands.append(np.array([0.0, w[v]]))
-        labels.append((index[v],))
-    seen = set()
+    labels = [(index[v],) for v in nodes]
+    constants, seen = [], set()
     for u, v in graph.edges():
         pair = (index[u], index[v]) if index[u] <= index[v] else (index[v], index[u])
         if pair in seen:
             continue
         seen.add(pair)
         if u == v:
-            operands.append(np.array([0.0, -np.inf]))
+            constants.append(np.array([0.0, -np.inf]))
             labels.append((pair[0],))
         else:
-            operands.append(np.array([[0.0, 0.0], [0.0, -np.inf]]))
+            constants.append(np.array([[0.0, 0.0], [0.0, -np.inf]]))
             labels.append(pair)
     if not nodes:
         return Solution(0.0, {}, contraction_plan([], method="greedy"))
     plan = contraction_plan(labels, method=optimize)
-    value, grads = _contract(operands, labels, plan, "max_plus", backend)
-    config = {v: _one_hot_state(grads[index[v]], v, problem) for v in nodes}
+    value, grad = _contract([w[v] for v in nodes], [0.0, 1.0], constants, labels, plan,
+                            "max_plus", backend)
+    config = {v: _state(grad[index[v]], (0.0, 1.0), v, problem) for v in nodes}
     # the answer must be feasible and attain the value: anything else is a bug
     for u, v in graph.edges():
         if config[u] and config[v]:
@@ -520,8 +528,9 @@ def spin_glass_ground_state(graph, J=None, h=None, *, optimize="auto", backend=N
 
     Network: vertex v has index x_v (x = 0 is s = -1, x = 1 is s = +1) and
     tensor h_v·[-1, +1]; edge (u, v) has J_uv·[[1, -1], [-1, 1]]. The gradient
-    of the energy w.r.t. the vertex tensor is the one-hot of the optimal x_v,
-    so dE/dh_v = g[1] - g[0] = s_v: the spins are the gradient w.r.t. h."""
+    reaches only the winning entry of each vertex tensor, so dE/dh_v = s_v: the
+    spins are the gradient of the ground-state energy with respect to h (also
+    when h = 0). The spins are checked to attain the energy."""
     problem = "spin_glass_ground_state"
     _check_graph(graph, problem)
     if graph.is_multigraph():
@@ -531,22 +540,21 @@ def spin_glass_ground_state(graph, J=None, h=None, *, optimize="auto", backend=N
     couplings = _per_edge(J, edges, 1.0, "J", problem)
     fields = _per_node(h, nodes, 0.0, "h", problem)
     index = {v: k for k, v in enumerate(nodes)}
-    operands, labels = [], []
-    for v in nodes:
-        operands.append(np.array([-fields[v], fields[v]]))
-        labels.append((index[v],))
+    labels = [(index[v],) for v in nodes]
+    constants = []
     for c, (u, v) in zip(couplings, edges):
         if u == v:  # s_v s_v = 1: a constant, kept as a uniform vertex factor
-            operands.append(np.array([c, c]))
+            constants.append(np.array([c, c]))
             labels.append((index[u],))
         else:
-            operands.append(c * np.array([[1.0, -1.0], [-1.0, 1.0]]))
+            constants.append(c * np.array([[1.0, -1.0], [-1.0, 1.0]]))
             labels.append((index[u], index[v]))
     if not nodes:
         return Solution(0.0, {}, contraction_plan([], method="greedy"))
     plan = contraction_plan(labels, method=optimize)
-    energy, grads = _contract(operands, labels, plan, "min_plus", backend)
-    spins = {v: 2 * _one_hot_state(grads[index[v]], v, problem) - 1 for v in nodes}
+    energy, grad = _contract([fields[v] for v in nodes], [-1.0, 1.0], constants, labels, plan,
+                             "min_plus", backend)
+    spins = {v: _state(grad[index[v]], (-1.0, 1.0), v, problem) for v in nodes}
     attained = (sum(c * spins[u] * spins[v] for c, (u, v) in zip(couplings, edges))
                 + sum(fields[v] * spins[v] for v in nodes))
     if not _close(attained, energy):
