@@ -66,7 +66,8 @@ class Tape:
         return False
 
     def gradient(self, target, sources, grad_output=None, retain_graph=False, create_graph=False):
-        """Gradients of `target` w.r.t. `sources` through the ops recorded on this tape."""
+        """Gradients of `target` w.r.t. `sources` through the ops recorded on this tape (or on
+        tapes opened inside it); ops recorded elsewhere count as constants."""
         return grad(target, sources, grad_output, retain_graph, create_graph, tape=self)
 
     def __str__(self):
@@ -232,12 +233,14 @@ def _as_list(x):
     return list(x) if isinstance(x, (list, tuple)) else [x]
 
 
-def grad(outputs, inputs, grad_outputs=None, retain_graph=False, create_graph=False, tape=None):
-    """Gradients of `outputs` w.r.t. `inputs` as a list, leaving `.grad` alone
-    (torch.autograd.grad). Inputs the outputs do not depend on get zeros."""
+def grad(output, inputs, grad_output=None, retain_graph=False, create_graph=False, tape=None):
+    """Gradients of `output` (a tensor, or a list of them) w.r.t. `inputs` (a tensor or a
+    list) as a list, leaving `.grad` alone (torch.autograd.grad). `grad_output` is the vector
+    of the vector-Jacobian product (needed for a non-scalar output). Inputs the output does
+    not depend on get zeros."""
     from .tensor import Tensor
-    outputs, inputs = _as_list(outputs), _as_list(inputs)
-    grad_outputs = _as_list(grad_outputs) if grad_outputs is not None else [None] * len(outputs)
+    outputs, inputs = _as_list(output), _as_list(inputs)
+    grad_outputs = _as_list(grad_output) if grad_output is not None else [None] * len(outputs)
     for i, t in enumerate(inputs):
         if not t.requires_grad:
             raise ValueError(f"grad: input {i} (shape {tuple(t.shape)}) does not require grad")

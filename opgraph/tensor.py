@@ -165,6 +165,18 @@ class Tensor:
     __hash__ = object.__hash__
 
     # ---- method forms of the functions
+    def add(self, other): return _functions().add(self, other)
+    def sub(self, other): return _functions().sub(self, other)
+    def mul(self, other): return _functions().mul(self, other)
+    def div(self, other): return _functions().div(self, other)
+    def neg(self): return _functions().neg(self)
+    def where(self, cond, other): return _functions().where(cond, self, other)
+    def cross_entropy(self, targets): return _functions().cross_entropy(self, targets)
+    def conv2d(self, weight, bias=None, stride=1, padding=0):
+        return _functions().conv2d(self, weight, bias, stride, padding)
+    def max_pool2d(self, kernel_size, stride=None):
+        return _functions().max_pool2d(self, kernel_size, stride)
+    def embedding(self, indices): return _functions().embedding(self, indices)
     def exp(self): return _functions().exp(self)
     def log(self): return _functions().log(self)
     def log_eps(self, eps): return _functions().log_eps(self, eps)
