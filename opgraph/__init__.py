@@ -16,5 +16,6 @@ from .functions import (add, sub, mul, div, pow, neg, exp, log, log_eps, sin, co
 
 from .serialization import save, load
 from . import nn, optim, data, graph
+from . import tropical  # MIS / spin-glass solvers (networkx is imported on first use)
 
 __version__ = "0.1.0"
