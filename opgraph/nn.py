@@ -278,7 +278,7 @@ class Module:
 
     def __repr__(self):
         children = [f"  ({name}): " + repr(m).replace("\n", "\n  ")
-                    for name, m in self._modules.items()]
+                    for name, m in self.__dict__.get("_modules", {}).items()]
         head = f"{type(self).__name__}({self.extra_repr()}"
         if not children:
             return head + ")"

@@ -46,13 +46,12 @@ def load(path, backend=None):
     """The state dict saved at `path`: an ordered {name: Tensor} on `backend`
     (default: the default backend). Pass it to `module.load_state_dict`."""
     try:
-        with np.load(os.fspath(path), allow_pickle=False) as f:
-            if not hasattr(f, "files"):
-                raise ValueError(f"load: {path} holds a single array, not an opgraph state "
-                                 "dict (.npz archive)")
-            return OrderedDict((name, Tensor(np.array(f[name]), backend=backend))
-                               for name in f.files)
-    except ValueError as e:
-        if str(e).startswith("load:"):
-            raise
+        f = np.load(os.fspath(path), allow_pickle=False)
+    except (ValueError, OSError) as e:
         raise ValueError(f"load: {path} is not an opgraph .npz state dict ({e})") from None
+    if not hasattr(f, "files"):
+        raise ValueError(f"load: {path} holds a single array, not an opgraph state dict "
+                         "(.npz archive of named arrays)")
+    with f:
+        return OrderedDict((name, Tensor(np.array(f[name]), backend=backend))
+                           for name in f.files)
