@@ -28,7 +28,8 @@ import numpy as np
 
 __all__ = ["max_independent_set", "spin_glass_ground_state", "Solution", "ContractionPlan",
            "contraction_plan", "elimination_order", "path_from_elimination_order",
-           "greedy_path", "simulate_path", "ORDER_METHODS"]
+           "greedy_path", "simulate_path", "spin_glass_energy", "brute_force_spin_glass",
+           "ORDER_METHODS"]
 
 ORDER_METHODS = ("auto", "min_fill", "min_degree", "greedy")
 
