@@ -14,6 +14,7 @@ from .functions import (add, sub, mul, div, pow, neg, exp, log, log_eps, sin, co
                         gather, embedding, where, softmax, log_softmax, cross_entropy, conv2d,
                         max_pool2d, astype)
 
+from .functions import einsum, einsum_path, tropical_einsum, Semiring, register_semiring
 from .serialization import save, load
 from . import nn, optim, data, graph
 from . import tropical  # MIS / spin-glass solvers (networkx is imported on first use)

@@ -10,6 +10,8 @@ from ops import linalg as _la
 from ops import nn_ops as _nn
 from ops import reduce as _red
 from ops import shape as _sh
+from ops.einsum import einsum, einsum_path  # noqa: F401  (string and sublist forms)
+from ops.tropical import Semiring, register_semiring, tropical_einsum  # noqa: F401
 
 from .tensor import Tensor, get_default_backend
 

@@ -910,7 +910,9 @@ class Einsum(Operation):
             g = EinsumUnaryAdjoint(plan.final)(g)
         grads = {len(nodes) - 1: g}
         for i, j, step, k in reversed(plan.pairs):
-            g = grads.pop(k)
+            g = grads.pop(k, None)
+            if g is None:
+                continue
             ga_step, gb_step = step.grad_steps()
             if needs[i]:
                 grads[i] = EinsumPair(ga_step)(g, nodes[j])
