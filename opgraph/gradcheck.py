@@ -5,8 +5,9 @@ from .tape import grad
 from .tensor import Tensor
 
 
-class GradcheckError(AssertionError):
-    """Analytic and numeric gradients disagree."""
+class GradcheckError(AssertionError, RuntimeError):
+    """Analytic and numeric gradients disagree (a RuntimeError as in torch, and an
+    AssertionError so that test runners report it as a failed check)."""
 
 
 def _outputs(fn, inputs):

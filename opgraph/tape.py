@@ -86,7 +86,14 @@ _state = _State()
 
 
 class no_grad:
-    """Turn recording off (context manager or decorator), as torch.no_grad."""
+    """Turn recording off: `with no_grad():`, `@no_grad()` or `@no_grad`, as torch.no_grad."""
+
+    def __new__(cls, func=None):
+        self = super().__new__(cls)
+        return self(func) if callable(func) else self
+
+    def __init__(self, func=None):
+        pass
 
     def __enter__(self):
         self._prev = _state.recording
@@ -115,6 +122,9 @@ class enable_grad(no_grad):
 
 
 class _set_recording(no_grad):
+    def __new__(cls, mode):
+        return object.__new__(cls)
+
     def __init__(self, mode):
         self.mode = mode
 

@@ -65,7 +65,11 @@ def test_no_grad_records_nothing():
     @og.no_grad()
     def f(t):
         return t * 2
-    assert f(x).op is None
+
+    @og.no_grad
+    def g(t):
+        return t * 2
+    assert f(x).op is None and g(x).op is None and (x * 2).op is not None
 
 
 def test_detach_cuts_the_graph():
