@@ -25,7 +25,7 @@ class Optimizer:
     def __init__(self, params, defaults):
         self.defaults = dict(defaults)
         self.param_groups = []
-        self.state = {}  # id(param) -> dict of backend arrays
+        self.state = {}  # id(param) -> {"backend": ..., buffers as backend arrays, "step": ...}
         params = list(params)
         if not params:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")
@@ -73,7 +73,11 @@ class Optimizer:
                                      f" for a parameter of shape {tuple(p.shape)}")
                 if g.dtype != p.dtype:
                     g = p.backend.astype(g, p.dtype)
-                self._update(p, g, group, self.state.setdefault(id(p), {}))
+                state = self.state.setdefault(id(p), {})
+                if state.get("backend", p.backend) is not p.backend:
+                    _move_state(state, p.backend)   # the module was moved with .to()
+                state["backend"] = p.backend
+                self._update(p, g, group, state)
 
     def _update(self, p, g, group, state):
         raise NotImplementedError
@@ -82,6 +86,13 @@ class Optimizer:
         """Hyper-parameters and step counts (the moment buffers stay on the backend)."""
         return {"param_groups": [{k: v for k, v in g.items() if k != "params"}
                                  for g in self.param_groups]}
+
+
+def _move_state(state, backend):
+    old = state["backend"]
+    for key, value in state.items():
+        if key != "backend" and old.is_array(value):
+            state[key] = backend.asarray(old.to_numpy(value))
 
 
 class SGD(Optimizer):
@@ -150,7 +161,7 @@ class Adam(Optimizer):
                 p.data = b.binary("mul", p.data, 1 - lr * wd)
             else:
                 g = b.binary("add", g, b.binary("mul", p.data, wd))
-        if not state:
+        if "step" not in state:
             state["step"] = 0
             state["exp_avg"] = b.zeros(p.shape, p.dtype)
             state["exp_avg_sq"] = b.zeros(p.shape, p.dtype)

@@ -1,0 +1,216 @@
+"""opgraph.optim against NumPy transcriptions of the torch.optim algorithms, on every backend."""
+import math
+
+import numpy as np
+import pytest
+
+import opgraph
+from opgraph import nn, optim
+
+STEPS = 5
+
+
+def _grads(shape, steps=STEPS, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(shape) for _ in range(steps)]
+
+
+def _run(opt_cls, kwargs, backend, p0, grads):
+    """Run the optimizer with prescribed gradients; returns the parameter after each step."""
+    p = nn.Parameter(opgraph.tensor(p0, dtype=np.float64, backend=backend))
+    opt = opt_cls([p], **kwargs)
+    trail = []
+    for g in grads:
+        opt.zero_grad()
+        p.grad = opgraph.tensor(g, dtype=np.float64, backend=backend)
+        opt.step()
+        assert backend.is_array(p.data), "the update left the backend's array type"
+        assert p.dtype == np.float64 and p.shape == p0.shape
+        trail.append(p.numpy())
+    return trail
+
+
+def _sgd_reference(p, grads, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+    """torch.optim.SGD, step by step."""
+    p, buf, trail = p.copy(), None, []
+    for g in grads:
+        g = g + weight_decay * p
+        if momentum:
+            buf = g.copy() if buf is None else momentum * buf + (1 - dampening) * g
+            g = g + momentum * buf if nesterov else buf
+        p = p - lr * g
+        trail.append(p)
+    return trail
+
+
+def _adam_reference(p, grads, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                    amsgrad=False, decoupled=False):
+    """torch.optim.Adam / AdamW, step by step."""
+    p = p.copy()
+    m, v, vmax, trail = np.zeros_like(p), np.zeros_like(p), np.zeros_like(p), []
+    for t, g in enumerate(grads, start=1):
+        if weight_decay and decoupled:
+            p = p * (1 - lr * weight_decay)
+        elif weight_decay:
+            g = g + weight_decay * p
+        m = betas[0] * m + (1 - betas[0]) * g
+        v = betas[1] * v + (1 - betas[1]) * g * g
+        if amsgrad:
+            vmax = np.maximum(vmax, v)
+        denom = np.sqrt(vmax if amsgrad else v) / math.sqrt(1 - betas[1] ** t) + eps
+        p = p - lr / (1 - betas[0] ** t) * m / denom
+        trail.append(p)
+    return trail
+
+
+SGD_CASES = [
+    dict(lr=0.1),
+    dict(lr=0.05, momentum=0.9),
+    dict(lr=0.05, momentum=0.9, dampening=0.1),
+    dict(lr=0.05, momentum=0.8, nesterov=True),
+    dict(lr=0.1, momentum=0.5, weight_decay=0.01),
+]
+
+
+@pytest.mark.parametrize("kwargs", SGD_CASES, ids=lambda k: ",".join(f"{a}={b}" for a, b in k.items()))
+def test_sgd_matches_the_torch_algorithm(backend, kwargs):
+    p0 = np.random.default_rng(1).standard_normal((3, 4))
+    grads = _grads(p0.shape)
+    got = _run(optim.SGD, kwargs, backend, p0, grads)
+    want = _sgd_reference(p0, grads, **kwargs)
+    for step, (a, b) in enumerate(zip(got, want)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14, err_msg=f"step {step}")
+
+
+ADAM_CASES = [
+    dict(lr=1e-2),
+    dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-6),
+    dict(lr=1e-2, weight_decay=0.1),
+    dict(lr=1e-2, amsgrad=True),
+]
+
+
+@pytest.mark.parametrize("kwargs", ADAM_CASES, ids=lambda k: ",".join(f"{a}={b}" for a, b in k.items()))
+def test_adam_matches_the_torch_algorithm(backend, kwargs):
+    p0 = np.random.default_rng(2).standard_normal((4, 2))
+    grads = _grads(p0.shape, seed=3)
+    got = _run(optim.Adam, kwargs, backend, p0, grads)
+    want = _adam_reference(p0, grads, **kwargs)
+    for step, (a, b) in enumerate(zip(got, want)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14, err_msg=f"step {step}")
+
+
+def test_adamw_decouples_weight_decay(backend):
+    p0 = np.random.default_rng(4).standard_normal(6)
+    grads = _grads(p0.shape, seed=5)
+    got = _run(optim.AdamW, dict(lr=1e-2, weight_decay=0.1), backend, p0, grads)
+    want = _adam_reference(p0, grads, lr=1e-2, weight_decay=0.1, decoupled=True)
+    np.testing.assert_allclose(got[-1], want[-1], rtol=1e-12)
+    coupled = _adam_reference(p0, grads, lr=1e-2, weight_decay=0.1)
+    assert not np.allclose(got[-1], coupled[-1], rtol=1e-9, atol=0)
+
+
+def test_the_first_adam_step_moves_each_entry_by_lr():
+    # m_hat / sqrt(v_hat) = g / |g| at step 1, whatever the scale of g
+    p0 = np.zeros(4)
+    g = np.array([3.0, -0.001, 250.0, -7.0])
+    (p1,) = _run(optim.Adam, dict(lr=0.1, eps=0.0), opgraph.get_default_backend(), p0, [g])
+    np.testing.assert_allclose(p1, -0.1 * np.sign(g), rtol=1e-12)
+
+
+def test_float32_parameters_stay_float32():
+    lin = nn.Linear(3, 2)
+    opt = optim.Adam(lin.parameters(), lr=0.1)
+    lin(opgraph.ones(4, 3)).sum().backward()
+    opt.step()
+    assert all(p.dtype == np.float32 and p.data.dtype == np.float32 for p in lin.parameters())
+
+
+def test_parameters_without_grad_are_skipped_and_zero_grad_clears():
+    a = nn.Parameter(opgraph.ones(2))
+    b = nn.Parameter(opgraph.ones(2))
+    opt = optim.SGD([a, b], lr=1.0)
+    (a * 3).sum().backward()
+    opt.step()
+    np.testing.assert_allclose(a.numpy(), [-2, -2])
+    np.testing.assert_allclose(b.numpy(), [1, 1])
+    opt.zero_grad()
+    assert a.grad is None and b.grad is None
+    (a * 3).sum().backward()
+    opt.zero_grad(set_to_none=False)
+    np.testing.assert_array_equal(a.grad.numpy(), [0, 0])
+
+
+def test_param_groups_have_their_own_settings():
+    a = nn.Parameter(opgraph.ones(1))
+    b = nn.Parameter(opgraph.ones(1))
+    opt = optim.SGD([{"params": [a]}, {"params": [b], "lr": 0.5}], lr=0.1)
+    (a + b).sum().backward()
+    opt.step()
+    assert a.item() == pytest.approx(0.9) and b.item() == pytest.approx(0.5)
+    assert [g["lr"] for g in opt.state_dict()["param_groups"]] == [0.1, 0.5]
+
+
+def test_bad_arguments_are_rejected():
+    p = nn.Parameter(opgraph.ones(2))
+    with pytest.raises(ValueError, match="empty parameter list"):
+        optim.SGD([], lr=0.1)
+    with pytest.raises(ValueError, match="lr"):
+        optim.SGD([p], lr=-1)
+    with pytest.raises(ValueError, match="nesterov"):
+        optim.SGD([p], lr=0.1, nesterov=True)
+    with pytest.raises(ValueError, match="betas"):
+        optim.Adam([p], betas=(1.0, 0.9))
+    with pytest.raises(ValueError, match="does not require grad"):
+        optim.Adam([opgraph.ones(2)])
+    with pytest.raises(TypeError, match="must be Tensors"):
+        optim.Adam([np.ones(2)])
+
+
+def test_a_step_records_nothing_on_the_tape():
+    lin = nn.Linear(2, 2)
+    opt = optim.Adam(lin.parameters())
+    lin(opgraph.ones(1, 2)).sum().backward()
+    with opgraph.Tape() as tape:
+        opt.step()
+    assert len(tape.ops) == 0
+    assert all(p.op is None and p.is_leaf for p in lin.parameters())
+
+
+@pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9),
+                                  lambda ps: optim.Adam(ps, lr=0.1)], ids=["sgd", "adam"])
+def test_optimizers_minimise_a_quadratic(backend, make):
+    target = np.array([1.0, -2.0, 3.0])
+    x = nn.Parameter(opgraph.zeros(3, dtype=np.float64, backend=backend))
+    t = opgraph.tensor(target, backend=backend)
+    opt = make([x])
+    for _ in range(300):
+        opt.zero_grad()
+        d = x - t
+        (d * d).sum().backward()
+        opt.step()
+    np.testing.assert_allclose(x.numpy(), target, atol=1e-3)
+
+
+@pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9),
+                                  lambda ps: optim.Adam(ps, lr=0.1)], ids=["sgd", "adam"])
+def test_the_optimizer_keeps_working_after_module_to(backend, make):
+    """Momentum buffers follow the parameters to their new backend."""
+    x = np.arange(6, dtype=np.float32).reshape(2, 3) / 6
+
+    def train(move):
+        nn.manual_seed(0)
+        model = nn.Linear(3, 1)
+        opt = make(model.parameters())
+        for step in range(3):
+            if step == 1 and move:
+                model.to(backend)
+            opt.zero_grad()
+            model(opgraph.tensor(x, backend=model.weight.backend)).sum().backward()
+            opt.step()
+        return [p.numpy() for p in model.parameters()], model
+
+    moved, model = train(True)
+    assert model.weight.backend is backend
+    for a, b in zip(moved, train(False)[0]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
