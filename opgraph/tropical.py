@@ -18,6 +18,7 @@ pairwise path by bucket elimination, so the largest intermediate has about
 2^(treewidth + 1) entries instead of 2^n; `contraction_plan` exposes it.
 See docs/tropical.md.
 """
+import heapq
 import math
 import numbers
 import time
@@ -131,6 +132,8 @@ def simulate_path(labels, path, sizes, output=()):
 class _PathBuilder:
     """Pairwise contractions on label sets, in NumPy's einsum_path convention."""
 
+    GREEDY_LIMIT = 24   # above this many tensors, merge_greedily starts with cheaper rules
+
     def __init__(self, labels, sizes, output):
         self.alive = [frozenset(l) for l in labels]   # in path-position order
         self.ids = list(range(len(labels)))
@@ -140,6 +143,7 @@ class _PathBuilder:
         for ls in self.alive:
             for l in ls:
                 self.counts[l] = self.counts.get(l, 0) + 1
+        self.by_id = dict(zip(self.ids, self.alive))
         self.path = []
         self.next_id = len(labels)
 
@@ -168,16 +172,38 @@ class _PathBuilder:
         new_id = self.next_id
         self.next_id += 1
         self.ids.append(new_id)
+        del self.by_id[id_a], self.by_id[id_b]
+        self.by_id[new_id] = result
         self.path.append((i, j))
         return new_id
 
     def labels_of(self, tid):
-        return self.alive[self.ids.index(tid)]
+        return self.by_id[tid]
 
     def merge_greedily(self, tids):
         """Contract the tensors `tids` into one, always taking the pair whose
         result is smallest (then the cheapest pair)."""
         tids = list(tids)
+        if len(tids) > self.GREEDY_LIMIT:
+            # many tensors (a hub vertex, many components): merge identical label
+            # sets first, which never grows a tensor, then smallest pairs first,
+            # so that the quadratic greedy search below only sees a few
+            groups = {}
+            for t in tids:
+                groups.setdefault(self.labels_of(t), []).append(t)
+            tids = []
+            for group in groups.values():
+                acc = group[0]
+                for t in group[1:]:
+                    acc = self.contract(acc, t)
+                tids.append(acc)
+            heap = [(self.entries(self.labels_of(t)), t) for t in tids]
+            heapq.heapify(heap)
+            while len(heap) > self.GREEDY_LIMIT:
+                (_, a), (_, b) = heapq.heappop(heap), heapq.heappop(heap)
+                new = self.contract(a, b)
+                heapq.heappush(heap, (self.entries(self.labels_of(new)), new))
+            tids = [t for _, t in heap]
         while len(tids) > 1:
             best = None
             for x in range(len(tids)):

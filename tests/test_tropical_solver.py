@@ -206,6 +206,16 @@ def test_random_3_regular_60_vertices():
     assert 0.40 * 60 <= solution.value <= 0.4554 * 60 + 1
 
 
+def test_hub_vertex_and_many_components():
+    # a 300-leaf star (one bucket of 300 tensors) and 100 disjoint triangles (100 components)
+    value, config = tropical.max_independent_set(nx.star_graph(300))
+    assert value == 300.0 and config[0] == 0
+    g = nx.disjoint_union_all([nx.complete_graph(3)] * 100)
+    solution = tropical.max_independent_set(g)
+    assert solution.value == 100.0 and solution.info.largest_intermediate <= 8
+    assert_mis_solution(g, solution)
+
+
 # --------------------------------------------------------------------------- spin glass
 
 @pytest.mark.parametrize("seed", range(8))
