@@ -7,3 +7,5 @@ from .shape import Reshape, Transpose, BroadcastTo, Index, IndexPutAdd, Cat, Chu
 from .indexing import Gather, ScatterAdd, Embedding, EmbeddingBackward
 from .nn_ops import Softmax, LogSoftmax, CrossEntropy
 from .conv import Im2Col, Col2Im, Conv2D, MaxPool2D
+from .einsum import Einsum, EinsumPair, EinsumUnary, EinsumUnaryAdjoint
+from .tropical import TropicalEinsum

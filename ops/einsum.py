@@ -365,6 +365,8 @@ def optimal_path(sets, output, sizes, max_operands=14):
         union[mask] = sets[i] | union.get(mask ^ low, frozenset())
 
     def kept(mask):
+        if mask & (mask - 1) == 0:  # a single operand keeps all its labels
+            return union[mask]
         return union[mask] & (output | union.get(full ^ mask, frozenset()))
 
     best = {1 << i: (0, None) for i in range(n)}
@@ -807,7 +809,7 @@ def run_pair(backend, step, a, b):
 
 class EinsumUnary(Operation):
     """One prepare step of an einsum: y = sum over reduced labels of diag(squeeze(x)),
-    permuted. dx = the adjoint: dy permuted back, broadcast over the reduced labels,
+    permuted;  dx = the adjoint: dy permuted back, broadcast over the reduced labels,
     placed on the diagonals (zeros elsewhere), un-squeezed (EinsumUnaryAdjoint)."""
 
     def __init__(self, step):
@@ -821,8 +823,8 @@ class EinsumUnary(Operation):
 
 
 class EinsumUnaryAdjoint(Operation):
-    """The adjoint of EinsumUnary (broadcast + diag_embed + reshape);
-    its backward is EinsumUnary."""
+    """y = the adjoint of EinsumUnary applied to g (broadcast + diag_embed + reshape);
+    dg = EinsumUnary(dy)."""
 
     def __init__(self, step):
         self.step = step
@@ -836,8 +838,8 @@ class EinsumUnaryAdjoint(Operation):
 
 class EinsumPair(Operation):
     """One pairwise einsum step c = Σ_contracted a·b (no lone labels), lowered to
-    transpose + reshape + batched matmul.
-    Swap rule: da = einsum(dc, b -> a's labels), db = einsum(a, dc -> b's labels),
+    transpose + reshape + batched matmul;
+    swap rule: da = einsum(dc, b -> a's labels), db = einsum(a, dc -> b's labels),
     each again an EinsumPair."""
 
     def __init__(self, step):
@@ -855,7 +857,9 @@ class EinsumPair(Operation):
 
 
 class Einsum(Operation):
-    """y = einsum(subscripts, x_1, ..., x_n): NumPy's einsum (string or sublist form).
+    """y = einsum(subscripts, x_1, ..., x_n);  dx_k = einsum(dy, x_j for j != k -> subscripts_k)
+
+    NumPy's einsum (string or sublist form).
 
     Forward: prepare each operand (squeeze broadcast size-1 dims, diagonals of repeated
     indices, sum of lone indices), contract pairwise along the path (each step one

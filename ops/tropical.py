@@ -235,8 +235,10 @@ def _pair_backward(backend, step, semiring, a, b, arg, g, need_a, need_b):
 # =========================================================================== the op
 
 class TropicalEinsum(Operation):
-    """y = tropical einsum over a selective semiring (⊕ = max/min, ⊗ = + or ×):
-    y[out] = ⊕ over the summed indices of ⊗_k x_k[subscripts_k].
+    """y[out] = ⊕ over the summed indices of ⊗_k x_k[subscripts_k];
+    dx_k = dy routed to the winning entries (max_mul: times the other factors).
+
+    A tropical einsum over a selective semiring (⊕ = max/min, ⊗ = + or ×).
 
     Forward: einsum's lowering (ops/einsum.py) with ⊕-reductions (keeping the argmax)
     and backend.tropical_matmul (keeping the winning index, lowest on ties).
