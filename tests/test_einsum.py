@@ -63,8 +63,20 @@ def test_forward_matches_numpy(backend, subscripts, shapes):
 
 @pytest.mark.parametrize("subscripts,shapes", CASES, ids=[c[0] for c in CASES])
 def test_gradcheck(backend, subscripts, shapes):
+    """Finite differences on NumPy; the other backends must give NumPy's gradients
+    (finite differences in the CUDA simulator would be slow)."""
     xs = _tensors(backend, shapes, seed=1)
-    og.gradcheck(lambda *t: og.einsum(subscripts, *t), xs)
+    if backend.name == "numpy":
+        og.gradcheck(lambda *t: og.einsum(subscripts, *t), xs)
+        return
+    ref = _tensors("numpy", shapes, seed=1)
+    out, ref_out = og.einsum(subscripts, *xs), og.einsum(subscripts, *ref)
+    v = np.random.default_rng(2).standard_normal(out.shape)
+    got = og.grad(out, xs, og.tensor(v, backend=backend))
+    want = og.grad(ref_out, ref, og.tensor(v))
+    for g, w in zip(got, want):
+        assert g.shape == w.shape
+        np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("subscripts,shapes", [
@@ -109,7 +121,7 @@ def test_many_operands(backend, n):
     out = og.einsum(subscripts, *xs)
     np.testing.assert_allclose(out.numpy(), np.einsum(subscripts, *mats, optimize=True),
                                rtol=1e-9)
-    if n <= 5 or backend.name == "numpy":
+    if backend.name == "numpy":
         og.gradcheck(lambda *t: og.einsum(subscripts, *t), xs)
 
 
