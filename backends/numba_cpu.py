@@ -1,0 +1,538 @@
+"""The Numba-CPU backend: the NumPy backend with its slow kernels compiled.
+
+Everything already at BLAS or NumPy speed (matmul, reductions, layout, most
+elementwise math) is inherited from `NumpyBackend`. The kernels where NumPy is
+slow or wasteful are overridden with `numba.njit(parallel=True, cache=True)`
+loops: tropical matmul with argmax, scatter-add (the backward of gather,
+embedding and fancy indexing), im2col / col2im, max-pool with indices,
+softmax / log-softmax rows and the fused sigmoid / SiLU.
+
+Results equal the NumPy backend's: the same float operations in the same order
+wherever NumPy's order is defined (tropical products, scatter-adds, col2im and
+max-pool are bitwise identical, argmax ties go to the lowest index); rows
+computed with `exp` differ from NumPy's SIMD `exp` by an ulp or so. No kernel
+uses fastmath, since reassociation or "no NaN" assumptions would change
+results or ties.
+
+Threads: every kernel runs on `numba.get_num_threads()` threads, so
+`NUMBA_NUM_THREADS` and `numba.set_num_threads` are respected. Compiled code
+is cached on disk (`cache=True`), so only the first call on a machine pays the
+compile time (see docs/benchmarks.md).
+
+Wrappers make their inputs C-contiguous (a copy only for views such as
+transposes), so each kernel compiles for one layout per dtype.
+"""
+import math
+
+import numpy as np
+import numba
+from numba import njit, prange
+
+from .numpy_backend import NumpyBackend, _conv_out
+
+# nogil: kernels release the GIL, so Python threads can run them concurrently
+_PARALLEL = dict(parallel=True, cache=True, nogil=True)
+
+# ===================================================================== tropical
+# Semiring codes. Each semiring has its own top-level kernel that passes its code
+# as a constant; LLVM inlines the helpers below and folds the branches on it,
+# so the inner loops are branch-free. (Plain njit helpers rather than Numba-IR
+# inlining: same machine code, half the compile time.)
+_MAX_PLUS, _MIN_PLUS, _MAX_MUL = 0, 1, 2
+
+# Tile sizes of the tropical product: a task owns _ROWS output rows x _COLS
+# columns; the reduction runs in panels of _DEPTH so that the (_DEPTH, _COLS)
+# slab of b it streams stays in L2 while all _ROWS rows reuse it.
+_ROWS, _COLS, _DEPTH = 16, 512, 128
+
+
+@njit
+def _otimes(mode, x, y):
+    if mode == _MAX_MUL:
+        return x * y
+    return x + y
+
+
+@njit
+def _wins(mode, v, best):
+    # strict: an equal later candidate never replaces the earlier one (ties -> lowest l)
+    if mode == _MIN_PLUS:
+        return v < best
+    return v > best
+
+
+@njit
+def _micro(mode, c0, g0, c1, g1, b0, b1, b2, b3,
+           x00, x01, x02, x03, x10, x11, x12, x13, l):
+    # The micro-kernel: two output rows x four reduction steps per pass over the
+    # columns. The running best value / index live in locals (registers) across
+    # the four steps and the four b rows are loaded once for both output rows,
+    # so per 16 lanes there is one load+store of c and g per four steps. The
+    # selects (not if-statements) let LLVM vectorise the j loop.
+    l0 = np.int32(l)
+    l1 = np.int32(l + 1)
+    l2 = np.int32(l + 2)
+    l3 = np.int32(l + 3)
+    for j in range(c0.shape[0]):
+        y0 = b0[j]
+        y1 = b1[j]
+        y2 = b2[j]
+        y3 = b3[j]
+        cv = c0[j]
+        gv = g0[j]
+        v = _otimes(mode, x00, y0)
+        w = _wins(mode, v, cv)
+        cv = v if w else cv
+        gv = l0 if w else gv
+        v = _otimes(mode, x01, y1)
+        w = _wins(mode, v, cv)
+        cv = v if w else cv
+        gv = l1 if w else gv
+        v = _otimes(mode, x02, y2)
+        w = _wins(mode, v, cv)
+        cv = v if w else cv
+        gv = l2 if w else gv
+        v = _otimes(mode, x03, y3)
+        w = _wins(mode, v, cv)
+        cv = v if w else cv
+        gv = l3 if w else gv
+        c0[j] = cv
+        g0[j] = gv
+        cv = c1[j]
+        gv = g1[j]
+        v = _otimes(mode, x10, y0)
+        w = _wins(mode, v, cv)
+        cv = v if w else cv
+        gv = l0 if w else gv
+        v = _otimes(mode, x11, y1)
+        w = _wins(mode, v, cv)
+        cv = v if w else cv
+        gv = l1 if w else gv
+        v = _otimes(mode, x12, y2)
+        w = _wins(mode, v, cv)
+        cv = v if w else cv
+        gv = l2 if w else gv
+        v = _otimes(mode, x13, y3)
+        w = _wins(mode, v, cv)
+        cv = v if w else cv
+        gv = l3 if w else gv
+        c1[j] = cv
+        g1[j] = gv
+
+
+@njit
+def _step(mode, c0, g0, brow, x, l):
+    # one output row x one reduction step (remainders of the micro-kernel)
+    li = np.int32(l)
+    for j in range(c0.shape[0]):
+        v = _otimes(mode, x, brow[j])
+        cv = c0[j]
+        w = _wins(mode, v, cv)
+        c0[j] = v if w else cv
+        g0[j] = li if w else g0[j]
+
+
+@njit
+def _tropical_tile(mode, a, b, c, arg, i0, i1, j0, j1):
+    """c, arg[i0:i1, j0:j1] for 2-D a (n, k), b (k, m); the running argmax is kept
+    in an int32 tile (twice the lanes per vector of int64) and widened at the end."""
+    k = a.shape[1]
+    g = np.empty((i1 - i0, j1 - j0), np.int32)
+    for i in range(i0, i1):  # step l = 0 initialises (even against an identity-valued row)
+        x = a[i, 0]
+        for j in range(j0, j1):
+            c[i, j] = _otimes(mode, x, b[0, j])
+            g[i - i0, j - j0] = 0
+    for p0 in range(1, k, _DEPTH):
+        p1 = min(k, p0 + _DEPTH)
+        for i in range(i0, i1, 2):
+            c0 = c[i, j0:j1]
+            g0 = g[i - i0]
+            l = p0
+            if i + 1 < i1:
+                c1 = c[i + 1, j0:j1]
+                g1 = g[i + 1 - i0]
+                while l + 4 <= p1:
+                    _micro(mode, c0, g0, c1, g1,
+                           b[l, j0:j1], b[l + 1, j0:j1], b[l + 2, j0:j1], b[l + 3, j0:j1],
+                           a[i, l], a[i, l + 1], a[i, l + 2], a[i, l + 3],
+                           a[i + 1, l], a[i + 1, l + 1], a[i + 1, l + 2], a[i + 1, l + 3], l)
+                    l += 4
+                for r in range(l, p1):
+                    _step(mode, c1, g1, b[r, j0:j1], a[i + 1, r], r)
+            for r in range(l, p1):
+                _step(mode, c0, g0, b[r, j0:j1], a[i, r], r)
+    for i in range(i0, i1):  # widen to int64 while the tile is still in cache
+        for j in range(j0, j1):
+            arg[i, j] = g[i - i0, j - j0]
+
+
+@njit(inline="always")
+def _tropical_batched(mode, a, b, ia, ib, c, arg):
+    # a (A, n, k), b (B, k, m); output entry t reads a[ia[t]] and b[ib[t]]
+    nb, n, m = c.shape
+    row_tiles = (n + _ROWS - 1) // _ROWS
+    col_tiles = (m + _COLS - 1) // _COLS
+    per_batch = row_tiles * col_tiles
+    for task in prange(nb * per_batch):
+        t = task // per_batch
+        r = task % per_batch
+        i0 = (r // col_tiles) * _ROWS
+        j0 = (r % col_tiles) * _COLS
+        _tropical_tile(mode, a[ia[t]], b[ib[t]], c[t], arg[t],
+                       i0, min(n, i0 + _ROWS), j0, min(m, j0 + _COLS))
+
+
+@njit(**_PARALLEL)
+def _tropical_max_plus(a, b, ia, ib, c, arg):
+    _tropical_batched(_MAX_PLUS, a, b, ia, ib, c, arg)
+
+
+@njit(**_PARALLEL)
+def _tropical_min_plus(a, b, ia, ib, c, arg):
+    _tropical_batched(_MIN_PLUS, a, b, ia, ib, c, arg)
+
+
+@njit(**_PARALLEL)
+def _tropical_max_mul(a, b, ia, ib, c, arg):
+    _tropical_batched(_MAX_MUL, a, b, ia, ib, c, arg)
+
+
+_TROPICAL = {"max_plus": _tropical_max_plus, "min_plus": _tropical_min_plus,
+             "max_mul": _tropical_max_mul}
+
+
+def _batch_map(batch_shape, out_batch):
+    """For each entry of the flattened broadcast batch, the flat index into an
+    operand with batch shape `batch_shape` (no copy of the operand)."""
+    ids = np.arange(int(np.prod(batch_shape, dtype=np.int64)), dtype=np.int64)
+    ids = ids.reshape(batch_shape)
+    return np.array(np.broadcast_to(ids, out_batch)).reshape(-1)
+
+
+# ====================================================================== scatter
+@njit(**_PARALLEL)
+def _scatter_add_kernel(out, index, src):
+    # out (P, A, Q), index and src (P, J, Q): out[p, index[p, j, q], q] += src[p, j, q].
+    # A task owns one p and a block of q, so no two tasks write the same element,
+    # and each element receives its terms in increasing j, as numpy.add.at does.
+    npre, nj, nq = index.shape
+    blocks = (nq + 63) // 64
+    for task in prange(npre * blocks):
+        p = task // blocks
+        q0 = (task % blocks) * 64
+        q1 = min(nq, q0 + 64)
+        for j in range(nj):
+            for q in range(q0, q1):
+                out[p, index[p, j, q], q] += src[p, j, q]
+
+
+@njit(**_PARALLEL)
+def _scatter_rows_kernel(out, index, src, parts):
+    # out (R, D), index (N,), src (N, D): out[index[i]] += src[i].
+    # Each thread owns a contiguous range of output rows and scans all indices,
+    # skipping the ones it does not own: no atomics, no private copies of the
+    # table, and every row receives its terms in index order (as numpy.add.at).
+    nrows, width = out.shape
+    for part in prange(parts):
+        r0 = part * nrows // parts
+        r1 = (part + 1) * nrows // parts
+        for i in range(index.shape[0]):
+            r = index[i]
+            if r < 0:
+                r += nrows
+            if r0 <= r < r1:
+                for d in range(width):
+                    out[r, d] += src[i, d]
+
+
+def _plain_slice(k):
+    return isinstance(k, slice) and k == slice(None)
+
+
+def _int_array(k):
+    return isinstance(k, np.ndarray) and k.dtype.kind in "iu"
+
+
+# ================================================================ conv and pool
+@njit(**_PARALLEL)
+def _im2col_kernel(x, cols, kh, kw, stride, padding, oh, ow):
+    n, c, h, w = x.shape
+    for task in prange(n * c):  # one (image, channel) plane per task
+        b = task // c
+        ch = task % c
+        for i in range(kh):
+            for j in range(kw):
+                row = (ch * kh + i) * kw + j
+                for y in range(oh):
+                    iy = y * stride + i - padding
+                    inside = 0 <= iy < h
+                    for xo in range(ow):
+                        ix = xo * stride + j - padding
+                        if inside and 0 <= ix < w:
+                            cols[b, row, y * ow + xo] = x[b, ch, iy, ix]
+                        else:
+                            cols[b, row, y * ow + xo] = 0
+
+
+@njit(**_PARALLEL)
+def _col2im_kernel(cols, out, kh, kw, stride, padding, oh, ow):
+    # out must be zeros. Each task owns one output plane; kernel offsets are
+    # summed in (i, j) order, the NumPy backend's order, so results are identical.
+    n, c, h, w = out.shape
+    for task in prange(n * c):
+        b = task // c
+        ch = task % c
+        for i in range(kh):
+            for j in range(kw):
+                row = (ch * kh + i) * kw + j
+                for y in range(oh):
+                    iy = y * stride + i - padding
+                    if 0 <= iy < h:
+                        for xo in range(ow):
+                            ix = xo * stride + j - padding
+                            if 0 <= ix < w:
+                                out[b, ch, iy, ix] += cols[b, row, y * ow + xo]
+
+
+@njit(**_PARALLEL)
+def _max_pool_kernel(x, out, idx, kernel, stride):
+    n, c, h, w = x.shape
+    oh, ow = out.shape[2], out.shape[3]
+    for task in prange(n * c):
+        b = task // c
+        ch = task % c
+        for y in range(oh):
+            for xo in range(ow):
+                best = x[b, ch, y * stride, xo * stride]
+                pos = y * stride * w + xo * stride
+                for di in range(kernel):
+                    for dj in range(kernel):
+                        v = x[b, ch, y * stride + di, xo * stride + dj]
+                        # first maximum in row-major window order; like numpy.argmax
+                        # a NaN counts as the maximum (the first NaN wins)
+                        if v > best or (v != v and best == best):
+                            best = v
+                            pos = (y * stride + di) * w + xo * stride + dj
+                out[b, ch, y, xo] = best
+                idx[b, ch, y, xo] = pos
+
+
+# ================================================================ fused rows
+@njit(**_PARALLEL)
+def _softmax_kernel(x, out):
+    # rows of a C-contiguous (M, L) array; sums accumulate in float64
+    for r in prange(x.shape[0]):
+        top = x[r, 0]
+        for j in range(1, x.shape[1]):
+            top = max(top, x[r, j])
+        total = 0.0
+        for j in range(x.shape[1]):
+            e = np.exp(x[r, j] - top)
+            out[r, j] = e
+            total += e
+        inv = 1.0 / total
+        for j in range(x.shape[1]):
+            out[r, j] = out[r, j] * inv
+
+
+@njit(**_PARALLEL)
+def _log_softmax_kernel(x, out):
+    for r in prange(x.shape[0]):
+        top = x[r, 0]
+        for j in range(1, x.shape[1]):
+            top = max(top, x[r, j])
+        total = 0.0
+        for j in range(x.shape[1]):
+            total += np.exp(x[r, j] - top)
+        shift = top + math.log(total)
+        for j in range(x.shape[1]):
+            out[r, j] = x[r, j] - shift
+
+
+@njit(**_PARALLEL)
+def _sigmoid_kernel(x, out):
+    # the NumPy backend's stable form: exp of a non-positive number only
+    for i in prange(x.shape[0]):
+        v = x[i]
+        e = np.exp(-abs(v))
+        out[i] = 1 / (1 + e) if v >= 0 else e / (1 + e)
+
+
+@njit(**_PARALLEL)
+def _silu_kernel(x, out):
+    for i in prange(x.shape[0]):
+        v = x[i]
+        e = np.exp(-abs(v))
+        out[i] = v * (1 / (1 + e) if v >= 0 else e / (1 + e))
+
+
+_FUSED_UNARY = {"sigmoid": _sigmoid_kernel, "silu": _silu_kernel}
+
+# every compiled kernel, for tests and for warm-up timing
+KERNELS = (_tropical_max_plus, _tropical_min_plus, _tropical_max_mul,
+           _scatter_add_kernel, _scatter_rows_kernel, _im2col_kernel, _col2im_kernel,
+           _max_pool_kernel, _softmax_kernel, _log_softmax_kernel,
+           _sigmoid_kernel, _silu_kernel)
+
+_FLOATS = (np.float32, np.float64)
+
+
+def _c(a, dtype=None):
+    """`a` as a C-contiguous writable array: one compiled signature per dtype
+    (Numba types read-only arrays, e.g. broadcast views, separately)."""
+    return np.require(a, dtype=dtype, requirements=("C", "W"))
+
+
+def _is_float(*arrays):
+    return all(a.dtype in _FLOATS for a in arrays)
+
+
+class NumbaCPUBackend(NumpyBackend):
+    name = "numba"
+
+    # ---- elementwise
+    def unary(self, op, a):
+        kernel = _FUSED_UNARY.get(op)
+        if kernel is None or not isinstance(a, np.ndarray) or not _is_float(a):
+            return super().unary(op, a)
+        flat = _c(a).reshape(-1)
+        out = np.empty_like(flat)
+        kernel(flat, out)
+        return out.reshape(a.shape)
+
+    # ---- indexing
+    def index_put_add(self, shape, key, values):
+        parts = key if isinstance(key, tuple) else (key,)
+        arrays = [i for i, k in enumerate(parts) if _int_array(k)]
+        values = np.asarray(values)
+        if not arrays or values.dtype.kind not in "fiu":
+            return super().index_put_add(shape, key, values)
+        s, e = arrays[0], arrays[-1] + 1
+        # fast path: a block of integer-array keys, every other entry a plain `:`
+        # (x[idx], x[i, j], x[:, idx], ... -- gather, embedding and fancy-indexing backward)
+        if (e - s != len(arrays) or len(parts) > len(shape)
+                or not all(_plain_slice(k) for k in parts[:s] + parts[e:])):
+            return super().index_put_add(shape, key, values)
+        ndim = len(shape)
+        idx = np.broadcast_arrays(*parts[s:e])
+        sub = idx[0].shape
+        flat = np.ravel_multi_index(tuple(i.astype(np.int64, copy=False) for i in idx),
+                                    shape[s:e], mode="wrap").reshape(-1)
+        pre, post = tuple(shape[:s]), tuple(shape[e:])
+        vals = np.broadcast_to(values, pre + sub + post)
+        # bring the indexed block to the front: (sub..., pre..., post...)
+        vals = np.moveaxis(vals, tuple(range(len(pre), len(pre) + len(sub))),
+                           tuple(range(len(sub))))
+        out = self.scatter_rows_add(int(np.prod(shape[s:e], dtype=np.int64)), flat,
+                                    vals.reshape((flat.size,) + pre + post))
+        out = out.reshape(tuple(shape[s:e]) + pre + post)
+        # and back: (indexed dims..., pre..., post...) -> shape order
+        order = list(range(e - s, e - s + s)) + list(range(e - s)) + \
+            list(range(e - s + s, ndim))
+        return np.ascontiguousarray(out.transpose(order))
+
+    def scatter_add(self, shape, axis, index, src):
+        shape = tuple(shape)
+        if not _is_float(src):
+            return super().scatter_add(shape, axis, index, src)
+        axis = axis % len(shape)
+        ishape = index.shape
+        src = src[tuple(slice(0, n) for n in ishape)]
+        pre = int(np.prod(ishape[:axis], dtype=np.int64))
+        post = int(np.prod(ishape[axis + 1:], dtype=np.int64))
+        window = tuple(shape[axis] if d == axis else n for d, n in enumerate(ishape))
+        part = np.zeros(window, dtype=src.dtype)
+        _scatter_add_kernel(part.reshape(pre, shape[axis], post),
+                            _c(index, np.int64).reshape(pre, -1, post),
+                            _c(src).reshape(pre, -1, post))
+        if window == shape:
+            return part
+        out = np.zeros(shape, dtype=src.dtype)
+        out[tuple(slice(0, n) for n in window)] = part
+        return out
+
+    def scatter_rows_add(self, num_rows, indices, src):
+        indices = np.asarray(indices)
+        row_shape = src.shape[indices.ndim:]
+        if not _is_float(src) or num_rows == 0:
+            return super().scatter_rows_add(num_rows, indices, src)
+        width = int(np.prod(row_shape, dtype=np.int64))
+        out = np.zeros((num_rows, width), dtype=src.dtype)
+        _scatter_rows_kernel(out, _c(indices, np.int64).reshape(-1),
+                             _c(src).reshape(-1, width), min(numba.get_num_threads(), num_rows))
+        return out.reshape((num_rows,) + tuple(row_shape))
+
+    # ---- linear algebra
+    def tropical_matmul(self, a, b, semiring):
+        kernel = _TROPICAL[semiring]
+        dtype = np.result_type(a, b)
+        n, k, m = a.shape[-2], a.shape[-1], b.shape[-1]
+        if dtype not in _FLOATS or k == 0:
+            return super().tropical_matmul(a, b, semiring)
+        if m < 16 and n > m:
+            # a narrow output would leave the vector lanes (which run along the
+            # columns) mostly empty: compute the transposed product b^T (x) a^T
+            # instead -- the semiring product commutes, so values and winning l agree
+            c, arg = self.tropical_matmul(np.swapaxes(b, -1, -2), np.swapaxes(a, -1, -2),
+                                          semiring)
+            return np.swapaxes(c, -1, -2), np.swapaxes(arg, -1, -2)
+        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        a3 = _c(a, dtype).reshape(-1, n, k)
+        b3 = _c(b, dtype).reshape(-1, k, m)
+        count = int(np.prod(batch, dtype=np.int64))
+        c = np.empty((count, n, m), dtype=dtype)
+        arg = np.empty((count, n, m), dtype=np.int64)
+        if c.size:
+            kernel(a3, b3, _batch_map(a.shape[:-2], batch), _batch_map(b.shape[:-2], batch),
+                   c, arg)
+        return c.reshape(batch + (n, m)), arg.reshape(batch + (n, m))
+
+    # ---- convolution and pooling
+    def im2col(self, x, kh, kw, stride, padding):
+        if not _is_float(x):
+            return super().im2col(x, kh, kw, stride, padding)
+        n, c, h, w = x.shape
+        oh, ow = _conv_out(h, kh, stride, padding), _conv_out(w, kw, stride, padding)
+        cols = np.empty((n, c * kh * kw, oh * ow), dtype=x.dtype)
+        _im2col_kernel(_c(x), cols, kh, kw, stride, padding, oh, ow)
+        return cols
+
+    def col2im(self, cols, x_shape, kh, kw, stride, padding):
+        if not _is_float(cols):
+            return super().col2im(cols, x_shape, kh, kw, stride, padding)
+        n, c, h, w = x_shape
+        oh, ow = _conv_out(h, kh, stride, padding), _conv_out(w, kw, stride, padding)
+        out = np.zeros((n, c, h, w), dtype=cols.dtype)
+        _col2im_kernel(_c(cols).reshape(n, c * kh * kw, oh * ow), out,
+                       kh, kw, stride, padding, oh, ow)
+        return out
+
+    def max_pool2d(self, x, kernel, stride):
+        if not _is_float(x):
+            return super().max_pool2d(x, kernel, stride)
+        n, c, h, w = x.shape
+        oh, ow = (h - kernel) // stride + 1, (w - kernel) // stride + 1
+        out = np.empty((n, c, oh, ow), dtype=x.dtype)
+        idx = np.empty((n, c, oh, ow), dtype=np.int64)
+        _max_pool_kernel(_c(x), out, idx, kernel, stride)
+        return out, idx
+
+    # ---- fused rows
+    def _rows(self, kernel, a, axis):
+        a = np.asarray(a)
+        if not _is_float(a) or a.size == 0 or a.ndim == 0:
+            return None
+        moved = np.moveaxis(a, axis, -1)
+        rows = _c(moved).reshape(-1, moved.shape[-1])
+        out = np.empty_like(rows)
+        kernel(rows, out)
+        return np.moveaxis(out.reshape(moved.shape), -1, axis)
+
+    def softmax(self, a, axis):
+        out = self._rows(_softmax_kernel, a, axis)
+        return super().softmax(a, axis) if out is None else out
+
+    def log_softmax(self, a, axis):
+        out = self._rows(_log_softmax_kernel, a, axis)
+        return super().log_softmax(a, axis) if out is None else out

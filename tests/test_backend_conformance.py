@@ -1,0 +1,618 @@
+"""Kernel-level conformance: every method of `backends.Backend`, on every backend,
+against the NumPy reference backend (and, for the kernels with a subtle
+contract -- tropical products, pooling, scatter-adds, im2col -- against a
+brute-force loop too, so the reference itself is checked).
+
+Inputs go in through `backend.asarray` and come back through
+`backend.to_numpy`, so the file runs unchanged on a device backend. Shapes are
+small: the CUDA backend runs this file under Numba's CUDA simulator. Integer-
+valued floats make ties common, and tied argmax / pooling / tropical indices
+must be identical (the lowest index wins). float64 is compared with a tight
+tolerance, float32 with one a few ulps wide; kernels whose result is a pure
+selection or copy are compared exactly.
+"""
+import os
+
+import numpy as np
+import pytest
+
+import backends
+from backends import BINARY_OPS, SEMIRINGS, UNARY_OPS
+
+REF = backends.get("numpy")
+DTYPES = [np.float32, np.float64]
+LAYOUTS = ["contiguous", "transposed"]
+ON_SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+TOL = {np.dtype(np.float32): dict(rtol=2e-6, atol=1e-6),
+       np.dtype(np.float64): dict(rtol=1e-12, atol=1e-13)}
+
+
+# ---------------------------------------------------------------- helpers
+def put(backend, x, layout="contiguous"):
+    """Host array -> backend array equal to x; 'transposed' gives a non-contiguous
+    view (a transposed or strided view of a fresh backend array)."""
+    x = np.asarray(x)
+    if layout == "contiguous" or x.ndim == 0:
+        return backend.asarray(np.ascontiguousarray(x))
+    if x.ndim == 1:  # every other element of a twice-as-long array
+        return backend.getitem(backend.asarray(np.repeat(x, 2)), slice(None, None, 2))
+    axes = tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2)
+    return backend.transpose(backend.asarray(np.ascontiguousarray(np.transpose(x, axes))), axes)
+
+
+def get(backend, y):
+    return np.asarray(backend.to_numpy(y))
+
+
+def same(backend, got, want, exact=False):
+    """got (backend array) equals want (NumPy array): shape, dtype and values."""
+    got = get(backend, got)
+    want = np.asarray(want)
+    assert got.shape == want.shape, (got.shape, want.shape)
+    assert got.dtype == want.dtype, (got.dtype, want.dtype)
+    if exact or want.dtype.kind not in "fc":
+        np.testing.assert_array_equal(got, want)
+    else:
+        np.testing.assert_allclose(got, want, **TOL[want.dtype])
+
+
+def ints(rng, shape, dtype, high=3):
+    """Small integer-valued floats: plenty of exact ties."""
+    return rng.integers(0, high, size=shape).astype(dtype)
+
+
+def normal(rng, shape, dtype):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+# ------------------------------------------------- creation and transfer
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64, np.bool_])
+def test_asarray_to_numpy_roundtrip(backend, rng, dtype):
+    x = (rng.standard_normal((3, 4)) * 5).astype(dtype)
+    a = backend.asarray(x)
+    assert backend.is_array(a)
+    same(backend, a, x, exact=True)
+    same(backend, backend.asarray(x.tolist(), dtype=dtype), x, exact=True)
+    same(backend, backend.asarray(a), x, exact=True)  # a backend array passes through
+    same(backend, backend.asarray(x, dtype=np.float64), x.astype(np.float64), exact=True)
+
+
+def test_asarray_scalar_and_is_array(backend):
+    same(backend, backend.asarray(2.5), np.asarray(2.5), exact=True)
+    assert not backend.is_array([1.0, 2.0])
+    assert not backend.is_array("text")
+
+
+@pytest.mark.parametrize("dtype", DTYPES + [np.int64])
+def test_full_zeros_ones_arange(backend, dtype):
+    same(backend, backend.full((2, 3), 7, dtype), np.full((2, 3), 7, dtype), exact=True)
+    same(backend, backend.zeros((4,), dtype), np.zeros(4, dtype), exact=True)
+    same(backend, backend.ones((2, 1, 2), dtype), np.ones((2, 1, 2), dtype), exact=True)
+    same(backend, backend.zeros((0, 3), dtype), np.zeros((0, 3), dtype), exact=True)
+    same(backend, backend.arange(5, dtype), np.arange(5, dtype=dtype), exact=True)
+
+
+@pytest.mark.parametrize("src,dst", [(np.float32, np.float64), (np.float64, np.float32),
+                                     (np.float64, np.int64), (np.int64, np.float32),
+                                     (np.bool_, np.float32), (np.float32, np.float32)])
+def test_astype(backend, rng, src, dst):
+    x = (rng.standard_normal((3, 5)) * 4).astype(src)
+    same(backend, backend.astype(put(backend, x, "transposed"), dst), x.astype(dst), exact=True)
+
+
+# ------------------------------------------------------------ elementwise
+def _unary_input(op, rng, dtype, shape=(5, 7)):
+    x = rng.standard_normal(shape) * 3
+    if op in ("log", "sqrt", "rsqrt"):
+        x = np.abs(x) + 0.1
+    x[0, :3] = [0.0, -0.0, 1.0] if op not in ("log", "sqrt", "rsqrt") else [0.5, 1.0, 4.0]
+    return x.astype(dtype)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", UNARY_OPS)
+def test_unary(backend, rng, op, dtype, layout):
+    x = _unary_input(op, rng, dtype)
+    same(backend, backend.unary(op, put(backend, x, layout)), REF.unary(op, x))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", ["sigmoid", "silu", "tanh", "exp", "relu"])
+def test_unary_extremes_stay_finite(backend, dtype, op):
+    x = np.array([-1e4, -100.0, -20.0, -1e-8, 0.0, 1e-8, 20.0, 100.0, 1e4], dtype=dtype)
+    if op == "exp":
+        x = x[1:-1] / 10  # keep exp finite in float32
+    got = get(backend, backend.unary(op, backend.asarray(x)))
+    want = REF.unary(op, x)
+    assert np.all(np.isfinite(got))
+    same(backend, backend.unary(op, backend.asarray(x)), want)
+    if op == "sigmoid":
+        assert np.all((got >= 0) & (got <= 1))
+
+
+def test_unary_large_input_uses_every_element(backend, rng):
+    # long enough to be split over threads / blocks
+    x = normal(rng, (4099,), np.float32)
+    for op in ("sigmoid", "silu", "tanh"):
+        same(backend, backend.unary(op, backend.asarray(x)), REF.unary(op, x))
+
+
+def _binary_inputs(op, rng, dtype):
+    a = rng.standard_normal((3, 1, 4)) * 2
+    b = rng.standard_normal((5, 4)) * 2
+    if op == "pow":
+        a, b = np.abs(a) + 0.5, np.abs(b) + 0.5
+    if op == "div":
+        b = np.where(np.abs(b) < 0.2, 1.0, b)
+    if op in ("gt", "ge", "lt", "le", "eq", "ne", "maximum", "minimum"):
+        a, b = np.round(a), np.round(b)  # equal pairs exercise ge/le/eq
+    return a.astype(dtype), b.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", BINARY_OPS)
+def test_binary_broadcast(backend, rng, op, dtype):
+    a, b = _binary_inputs(op, rng, dtype)
+    want = REF.binary(op, a, b)
+    same(backend, backend.binary(op, put(backend, a), put(backend, b, "transposed")), want)
+    same(backend, backend.binary(op, put(backend, b), put(backend, a)), REF.binary(op, b, a))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", BINARY_OPS)
+def test_binary_python_scalar_keeps_dtype(backend, rng, op, dtype):
+    a, _ = _binary_inputs(op, rng, dtype)
+    s = 2.0 if op != "pow" else 1.5
+    left = REF.binary(op, a, s)
+    right = REF.binary(op, s, a) if op != "pow" else REF.binary(op, 1.5, a)
+    if op not in ("gt", "ge", "lt", "le", "eq", "ne"):
+        assert left.dtype == dtype  # the contract, checked on the reference too
+    same(backend, backend.binary(op, put(backend, a), s), left)
+    same(backend, backend.binary(op, s, put(backend, a)), right)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_where_broadcasts(backend, rng, dtype):
+    cond = rng.random((3, 1, 4)) > 0.5
+    a = normal(rng, (5, 4), dtype)
+    b = normal(rng, (3, 5, 1), dtype)
+    same(backend, backend.where(put(backend, cond), put(backend, a, "transposed"), put(backend, b)),
+         REF.where(cond, a, b), exact=True)
+
+
+# ------------------------------------------------------------- reductions
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("axes,keepdims", [(None, False), (None, True), ((0,), False),
+                                           ((1, 2), True), ((-1,), False), ((0, 2), False)])
+def test_sum(backend, rng, dtype, axes, keepdims):
+    x = normal(rng, (3, 4, 5), dtype)
+    same(backend, backend.sum(put(backend, x, "transposed"), axes, keepdims),
+         REF.sum(x, axes, keepdims))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("axis,keepdims", [(None, False), (0, False), (1, True), (-1, False)])
+def test_max_min_argmax_with_ties(backend, rng, dtype, axis, keepdims):
+    x = ints(rng, (4, 6, 5), dtype)
+    a = put(backend, x, "transposed")
+    same(backend, backend.max(a, axis, keepdims), REF.max(x, axis, keepdims), exact=True)
+    same(backend, backend.min(a, axis, keepdims), REF.min(x, axis, keepdims), exact=True)
+    if axis is not None:
+        want = REF.argmax(x, axis, keepdims)
+        assert want.dtype == np.int64
+        same(backend, backend.argmax(a, axis, keepdims), want, exact=True)
+        # the first maximum: nothing before it is as large
+        first = np.argmax(x == np.max(x, axis=axis, keepdims=True), axis=axis)
+        np.testing.assert_array_equal(get(backend, backend.argmax(a, axis)), first)
+
+
+# ----------------------------------------------------------------- layout
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_reshape_transpose_broadcast_copy(backend, rng, layout):
+    x = normal(rng, (2, 3, 4), np.float32)
+    a = put(backend, x, layout)
+    same(backend, backend.reshape(a, (6, 4)), x.reshape(6, 4), exact=True)
+    same(backend, backend.reshape(a, (4, 6)), x.reshape(4, 6), exact=True)
+    same(backend, backend.transpose(a, (2, 0, 1)), x.transpose(2, 0, 1), exact=True)
+    same(backend, backend.broadcast_to(put(backend, x[:, :1]), (5, 2, 7, 4)),
+         np.broadcast_to(x[:, :1], (5, 2, 7, 4)), exact=True)
+    c = backend.copy(backend.transpose(a, (1, 2, 0)))
+    same(backend, c, x.transpose(1, 2, 0), exact=True)
+    if isinstance(c, np.ndarray):
+        assert c.flags.c_contiguous and c.flags.writeable
+
+
+def test_copy_is_independent(backend, rng):
+    x = normal(rng, (3, 3), np.float64)
+    a = backend.asarray(x)
+    c = backend.copy(a)
+    same(backend, backend.binary("add", c, 1.0), x + 1.0, exact=True)
+    same(backend, a, x, exact=True)
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_cat_split(backend, rng, axis):
+    xs, layouts = [], ("contiguous", "transposed", "contiguous")
+    for k in (1, 3, 2):
+        shape = [2, 3, 4]
+        shape[axis] = k
+        xs.append(normal(rng, tuple(shape), np.float64))
+    want = REF.cat(xs, axis)
+    same(backend, backend.cat([put(backend, x, lay) for x, lay in zip(xs, layouts)], axis), want,
+         exact=True)
+    parts = backend.split(backend.asarray(want), [x.shape[axis] for x in xs], axis)
+    assert len(parts) == len(xs)
+    for part, x in zip(parts, xs):
+        same(backend, part, x, exact=True)
+
+
+@pytest.mark.parametrize("axis1,axis2", [(0, 1), (1, 2), (0, 2)])
+def test_diagonal_and_diag_embed(backend, rng, axis1, axis2):
+    shape = [3, 3, 3]
+    shape[3 - axis1 - axis2] = 2
+    x = normal(rng, tuple(shape), np.float64)
+    same(backend, backend.diagonal(put(backend, x, "transposed"), axis1, axis2),
+         REF.diagonal(x, axis1, axis2), exact=True)
+    d = normal(rng, (2, 4), np.float32)
+    want = REF.diag_embed(d, axis1, axis2)
+    assert want.shape[axis1] == want.shape[axis2] == 4
+    np.testing.assert_array_equal(np.diagonal(want, axis1=axis1, axis2=axis2), d)
+    assert np.count_nonzero(want) == np.count_nonzero(d)
+    same(backend, backend.diag_embed(put(backend, d, "transposed"), axis1, axis2), want,
+         exact=True)
+
+
+# --------------------------------------------------------------- indexing
+KEYS = {
+    "int": (1,),
+    "slices": (slice(None, None, 2), slice(1, 3)),
+    "negative_step": (slice(None), slice(None, None, -1)),
+    "none_ellipsis": (None, Ellipsis, 1),
+    "array": (np.array([2, 0, 2, 1]),),
+    "array_2d": (np.array([[0, 2], [2, 2]]),),
+    "two_arrays": (np.array([0, 2, 2]), np.array([1, 1, 1])),
+    "slice_then_array": (slice(None), np.array([4, 0, 4, 4])),
+    "array_then_slice": (np.array([1, 1]), slice(None), slice(None)),
+    "negative_index_array": (np.array([-1, 0, -1]),),
+    "int_and_array": (2, np.array([0, 0, 3])),
+    "mixed_slice_array": (slice(0, 2), np.array([1, 1])),
+}
+
+
+@pytest.mark.parametrize("name", list(KEYS))
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_getitem_and_index_put_add(backend, rng, name, dtype):
+    key = KEYS[name]
+    x = normal(rng, (3, 5, 2), dtype)
+    want = REF.getitem(x, key)
+    same(backend, backend.getitem(put(backend, x, "transposed"), key), want, exact=True)
+    values = normal(rng, want.shape, dtype)
+    expect = REF.index_put_add(x.shape, key, values)
+    same(backend, backend.index_put_add(x.shape, key, put(backend, values)), expect)
+    # brute force for the reference: repeated indices accumulate
+    brute = np.zeros(x.shape, dtype)
+    np.add.at(brute, key, values)
+    np.testing.assert_allclose(expect, brute, **TOL[np.dtype(dtype)])
+
+
+def test_index_put_add_broadcast_values(backend, rng):
+    key = (np.array([[0], [2], [0]]), np.array([1, 4]))  # broadcast to (3, 2)
+    values = normal(rng, (2, 3), np.float64)  # broadcast over the (3, 2) index block
+    expect = REF.index_put_add((3, 5, 3), key, np.broadcast_to(values, (3, 2, 3)))
+    same(backend, backend.index_put_add((3, 5, 3), key, backend.asarray(
+        np.ascontiguousarray(np.broadcast_to(values, (3, 2, 3))))), expect)
+
+
+def _gather_index(rng, x_shape, axis, index_shape):
+    return rng.integers(0, x_shape[axis], size=index_shape).astype(np.int64)
+
+
+GATHER_CASES = [((4, 5), 0, (6, 5)), ((4, 5), 1, (4, 7)), ((4, 5), 1, (2, 3)),
+                ((3, 4, 5), 1, (3, 6, 5)), ((3, 4, 5), 2, (2, 4, 3)), ((3, 4, 5), 0, (7, 2, 5))]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("x_shape,axis,index_shape", GATHER_CASES)
+def test_gather_and_scatter_add(backend, rng, dtype, x_shape, axis, index_shape):
+    x = normal(rng, x_shape, dtype)
+    index = _gather_index(rng, x_shape, axis, index_shape)
+    want = REF.gather(x, axis, index)
+    same(backend, backend.gather(put(backend, x, "transposed"), axis, put(backend, index)),
+         want, exact=True)
+    src = normal(rng, index_shape, dtype)
+    expect = REF.scatter_add(x_shape, axis, index, src)
+    same(backend, backend.scatter_add(x_shape, axis, put(backend, index, "transposed"),
+                                      put(backend, src, "transposed")), expect)
+    # brute force for the reference (torch.scatter_add_ semantics)
+    brute = np.zeros(x_shape, dtype)
+    for pos in np.ndindex(*index_shape):
+        target = list(pos)
+        target[axis] = index[pos]
+        brute[tuple(target)] += src[pos]
+    np.testing.assert_allclose(expect, brute, **TOL[np.dtype(dtype)])
+
+
+def test_scatter_add_src_larger_than_index(backend, rng):
+    # torch.scatter_add_ reads only the leading index.shape entries of src
+    index = np.array([[0, 0, 2]], dtype=np.int64)
+    src = normal(rng, (2, 4), np.float64)
+    expect = REF.scatter_add((3, 3), 0, index, src)
+    np.testing.assert_array_equal(expect, [[src[0, 0], src[0, 1], 0], [0, 0, 0], [0, 0, src[0, 2]]])
+    same(backend, backend.scatter_add((3, 3), 0, put(backend, index), put(backend, src)), expect)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("index_shape,row_shape", [((7,), (4,)), ((2, 5), (3,)), ((6,), ()),
+                                                   ((3, 4), (2, 3))])
+def test_take_rows_and_scatter_rows_add(backend, rng, dtype, index_shape, row_shape):
+    num_rows = 5
+    table = normal(rng, (num_rows,) + row_shape, dtype)
+    idx = rng.integers(0, num_rows, size=index_shape).astype(np.int64)
+    idx.flat[:2] = 3  # at least one repeat
+    same(backend, backend.take_rows(put(backend, table, "transposed"), put(backend, idx)),
+         REF.take_rows(table, idx), exact=True)
+    src = normal(rng, index_shape + row_shape, dtype)
+    expect = REF.scatter_rows_add(num_rows, idx, src)
+    assert expect.shape == (num_rows,) + row_shape
+    same(backend, backend.scatter_rows_add(num_rows, put(backend, idx), put(backend, src, "transposed")),
+         expect)
+    brute = np.zeros((num_rows,) + row_shape, dtype)
+    for pos in np.ndindex(*index_shape):
+        brute[idx[pos]] += src[pos]
+    np.testing.assert_allclose(expect, brute, **TOL[np.dtype(dtype)])
+
+
+def test_scatter_rows_add_unused_rows_stay_zero(backend, rng):
+    idx = np.array([7, 7, 7], dtype=np.int64)
+    src = np.ones((3, 2), np.float32)
+    out = get(backend, backend.scatter_rows_add(9, put(backend, idx), put(backend, src)))
+    expect = np.zeros((9, 2), np.float32)
+    expect[7] = 3
+    np.testing.assert_array_equal(out, expect)
+
+
+# --------------------------------------------------------- linear algebra
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("sa,sb", [((3, 4), (4, 5)), ((2, 3, 4), (4, 2)), ((2, 1, 3, 4), (3, 4, 5))])
+def test_matmul(backend, rng, dtype, sa, sb):
+    a, b = normal(rng, sa, dtype), normal(rng, sb, dtype)
+    same(backend, backend.matmul(put(backend, a, "transposed"), put(backend, b)), REF.matmul(a, b))
+
+
+def _tropical_brute(a, b, semiring):
+    """Triple loop: the winner is the first l whose value is strictly better."""
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    a = np.broadcast_to(a, batch + a.shape[-2:])
+    b = np.broadcast_to(b, batch + b.shape[-2:])
+    n, k, m = a.shape[-2], a.shape[-1], b.shape[-1]
+    c = np.zeros(batch + (n, m), np.result_type(a, b))
+    arg = np.zeros(batch + (n, m), np.int64)
+    for pos in np.ndindex(*batch):
+        for i in range(n):
+            for j in range(m):
+                vals = [a[pos][i, l] * b[pos][l, j] if semiring == "max_mul"
+                        else a[pos][i, l] + b[pos][l, j] for l in range(k)]
+                best = 0
+                for l in range(1, k):
+                    if (vals[l] < vals[best]) if semiring == "min_plus" else (vals[l] > vals[best]):
+                        best = l
+                c[pos][i, j], arg[pos][i, j] = vals[best], best
+    return c, arg
+
+
+TROPICAL_SHAPES = [((3, 5), (5, 4)), ((1, 1), (1, 1)), ((5, 9), (9, 1)),  # narrow output
+                   ((2, 1, 3, 6), (3, 6, 17)), ((4, 7, 2), (2, 3))]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("semiring", SEMIRINGS)
+@pytest.mark.parametrize("sa,sb", TROPICAL_SHAPES)
+def test_tropical_matmul_ties_lowest_index(backend, rng, dtype, semiring, sa, sb):
+    a, b = ints(rng, sa, dtype), ints(rng, sb, dtype)  # non-negative: max_mul's domain
+    want_c, want_arg = REF.tropical_matmul(a, b, semiring)
+    brute_c, brute_arg = _tropical_brute(a, b, semiring)
+    np.testing.assert_array_equal(want_c, brute_c)
+    np.testing.assert_array_equal(want_arg, brute_arg)
+    assert want_arg.dtype == np.int64 and want_c.dtype == dtype
+    c, arg = backend.tropical_matmul(put(backend, a, "transposed"), put(backend, b, "transposed"),
+                                     semiring)
+    same(backend, c, want_c, exact=True)
+    same(backend, arg, want_arg, exact=True)
+
+
+@pytest.mark.parametrize("semiring", SEMIRINGS)
+def test_tropical_matmul_real_values(backend, rng, semiring):
+    a, b = normal(rng, (2, 6, 11), np.float64), normal(rng, (11, 9), np.float64)
+    if semiring == "max_mul":
+        a, b = np.abs(a), np.abs(b)
+    want_c, want_arg = REF.tropical_matmul(a, b, semiring)
+    c, arg = backend.tropical_matmul(put(backend, a), put(backend, b), semiring)
+    same(backend, c, want_c, exact=True)
+    same(backend, arg, want_arg, exact=True)
+
+
+def test_tropical_matmul_mixed_dtypes_and_infinities(backend):
+    a = np.array([[-np.inf, -np.inf, 1.0], [-np.inf, -np.inf, -np.inf]], np.float32)
+    b = np.array([[0.0, 2.0], [5.0, -np.inf], [1.0, 1.0]], np.float64)
+    want_c, want_arg = REF.tropical_matmul(a, b, "max_plus")
+    np.testing.assert_array_equal(want_arg, [[2, 2], [0, 0]])  # all -inf row: l = 0
+    c, arg = backend.tropical_matmul(put(backend, a), put(backend, b), "max_plus")
+    same(backend, c, want_c, exact=True)
+    same(backend, arg, want_arg, exact=True)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("semiring", SEMIRINGS)
+def test_tropical_matmul_across_cpu_tiles(backend, rng, dtype, semiring):
+    """Shapes that cross the Numba kernel's row / column / depth tiles and its
+    4-step unrolling remainders, against the reference. Too large for the simulator."""
+    if backend.name == "cuda" and ON_SIMULATOR:
+        pytest.skip("too large for the CUDA simulator; the small shapes cover it")
+    a, b = ints(rng, (19, 135), dtype, high=4), ints(rng, (135, 515), dtype, high=4)
+    want_c, want_arg = REF.tropical_matmul(a, b, semiring)
+    c, arg = backend.tropical_matmul(put(backend, a, "transposed"), put(backend, b), semiring)
+    same(backend, c, want_c, exact=True)
+    same(backend, arg, want_arg, exact=True)
+
+
+# ------------------------------------------------ convolution and pooling
+def _im2col_brute(x, kh, kw, stride, padding):
+    n, c, h, w = x.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    oh, ow = (h + 2 * padding - kh) // stride + 1, (w + 2 * padding - kw) // stride + 1
+    cols = np.zeros((n, c * kh * kw, oh * ow), x.dtype)
+    for ch in range(c):
+        for i in range(kh):
+            for j in range(kw):
+                for y in range(oh):
+                    for z in range(ow):
+                        cols[:, (ch * kh + i) * kw + j, y * ow + z] = \
+                            xp[:, ch, y * stride + i, z * stride + j]
+    return cols
+
+
+CONV_CASES = [((2, 3, 5, 6), 3, 3, 1, 0), ((2, 2, 5, 5), 3, 3, 1, 1), ((1, 2, 7, 6), 3, 2, 2, 1),
+              ((2, 1, 6, 6), 2, 2, 2, 0), ((1, 2, 4, 4), 1, 1, 1, 0), ((1, 1, 5, 4), 4, 3, 3, 2)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("x_shape,kh,kw,stride,padding", CONV_CASES)
+def test_im2col_col2im(backend, rng, dtype, x_shape, kh, kw, stride, padding):
+    x = normal(rng, x_shape, dtype)
+    want = REF.im2col(x, kh, kw, stride, padding)
+    np.testing.assert_array_equal(want, _im2col_brute(x, kh, kw, stride, padding))
+    same(backend, backend.im2col(put(backend, x, "transposed"), kh, kw, stride, padding), want,
+         exact=True)
+    cols = normal(rng, want.shape, dtype)
+    expect = REF.col2im(cols, x_shape, kh, kw, stride, padding)
+    same(backend, backend.col2im(put(backend, cols, "transposed"), x_shape, kh, kw, stride,
+                                 padding), expect)
+    # the reference is the adjoint of im2col: <im2col(x), cols> == <x, col2im(cols)>
+    lhs = np.vdot(want.astype(np.float64), cols.astype(np.float64))
+    rhs = np.vdot(x.astype(np.float64), expect.astype(np.float64))
+    np.testing.assert_allclose(lhs, rhs, rtol=1e-5)
+
+
+def _pool_brute(x, kernel, stride):
+    n, c, h, w = x.shape
+    oh, ow = (h - kernel) // stride + 1, (w - kernel) // stride + 1
+    out = np.zeros((n, c, oh, ow), x.dtype)
+    idx = np.zeros((n, c, oh, ow), np.int64)
+    for b, ch, y, z in np.ndindex(n, c, oh, ow):
+        best = None
+        for di in range(kernel):
+            for dj in range(kernel):
+                v = x[b, ch, y * stride + di, z * stride + dj]
+                if best is None or v > best:
+                    best = v
+                    idx[b, ch, y, z] = (y * stride + di) * w + z * stride + dj
+        out[b, ch, y, z] = best
+    return out, idx
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("x_shape,kernel,stride", [((2, 3, 4, 6), 2, 2), ((1, 2, 5, 5), 2, 2),
+                                                   ((2, 1, 5, 6), 3, 1), ((1, 2, 7, 7), 3, 2)])
+def test_max_pool2d_ties_first_in_window(backend, rng, dtype, x_shape, kernel, stride):
+    x = ints(rng, x_shape, dtype, high=2)  # mostly ties
+    want_out, want_idx = REF.max_pool2d(x, kernel, stride)
+    brute_out, brute_idx = _pool_brute(x, kernel, stride)
+    np.testing.assert_array_equal(want_out, brute_out)
+    np.testing.assert_array_equal(want_idx, brute_idx)
+    assert want_idx.dtype == np.int64
+    out, idx = backend.max_pool2d(put(backend, x, "transposed"), kernel, stride)
+    same(backend, out, want_out, exact=True)
+    same(backend, idx, want_idx, exact=True)
+
+
+# -------------------------------------------------------------- fused rows
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,axis", [((4, 7), -1), ((4, 7), 0), ((2, 3, 5), 1), ((6,), 0),
+                                        ((3, 1), 1)])
+def test_softmax_log_softmax(backend, rng, dtype, layout, shape, axis):
+    x = (rng.standard_normal(shape) * 4).astype(dtype)
+    a = put(backend, x, layout)
+    want = REF.softmax(x, axis)
+    same(backend, backend.softmax(a, axis), want)
+    same(backend, backend.log_softmax(a, axis), REF.log_softmax(x, axis))
+    # the reference against the definition (in float64)
+    x64 = x.astype(np.float64)
+    e = np.exp(x64 - x64.max(axis=axis, keepdims=True))
+    np.testing.assert_allclose(want, e / e.sum(axis=axis, keepdims=True), **TOL[np.dtype(dtype)])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_softmax_rows_are_stable(backend, dtype):
+    x = np.array([[1000.0, 1000.0, -1000.0], [-1e4, -1e4 + 1, -1e4 + 2]], dtype)
+    sm = get(backend, backend.softmax(backend.asarray(x), -1))
+    ls = get(backend, backend.log_softmax(backend.asarray(x), -1))
+    assert np.all(np.isfinite(sm)) and np.all(np.isfinite(ls[:, :2]))
+    np.testing.assert_allclose(sm.sum(axis=-1), 1, rtol=1e-6)
+    same(backend, backend.softmax(backend.asarray(x), -1), REF.softmax(x, -1))
+    same(backend, backend.log_softmax(backend.asarray(x), -1), REF.log_softmax(x, -1))
+
+
+# ------------------------------------------------- coverage of the interface
+def test_every_backend_method_is_covered():
+    """Adding a kernel to Backend without a conformance test here fails."""
+    import inspect
+    methods = {name for name, f in inspect.getmembers(backends.Backend, inspect.isfunction)
+               if not name.startswith("_")}
+    source = open(__file__).read()
+    missing = sorted(m for m in methods if f"backend.{m}(" not in source)
+    assert not missing, f"no conformance test calls {missing}"
+
+
+# ------------------------------------------------------------ Numba-CPU only
+def _numba_cpu():
+    try:
+        return backends.get("numba")
+    except Exception as e:  # pragma: no cover - numba missing
+        pytest.skip(f"numba backend unavailable: {e}")
+
+
+def test_numba_kernels_are_parallel_njit_with_disk_cache():
+    _numba_cpu()
+    import numba
+    from backends import numba_cpu
+
+    assert len(numba_cpu.KERNELS) >= 10
+    for kernel in numba_cpu.KERNELS:
+        assert isinstance(kernel, numba.core.registry.CPUDispatcher), kernel
+        assert kernel.targetoptions.get("parallel"), kernel.py_func.__name__
+        assert type(kernel._cache).__name__ == "FunctionCache", kernel.py_func.__name__
+
+
+def test_numba_compiled_kernel_is_written_to_the_cache():
+    nb = _numba_cpu()
+    from backends import numba_cpu
+
+    x = np.arange(12, dtype=np.float64).reshape(3, 4)
+    nb.softmax(x, -1)
+    nb.scatter_rows_add(3, np.array([0, 2, 0]), x)
+    nb.tropical_matmul(x, x.T, "max_plus")
+    for kernel in (numba_cpu._softmax_kernel, numba_cpu._scatter_rows_kernel,
+                   numba_cpu._tropical_max_plus):
+        # either loaded from the on-disk cache or compiled and saved to it
+        assert kernel.signatures, kernel.py_func.__name__
+        assert os.path.exists(kernel._cache._cache_file._index_path), kernel.py_func.__name__
+
+
+def test_numba_results_do_not_depend_on_thread_count(rng):
+    nb = _numba_cpu()
+    import numba
+
+    idx = rng.integers(0, 37, size=500)
+    src = normal(rng, (500, 3), np.float32)
+    a, b = ints(rng, (9, 33), np.float64), ints(rng, (33, 20), np.float64)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = (nb.scatter_rows_add(37, idx, src), *nb.tropical_matmul(a, b, "min_plus"))
+    finally:
+        numba.set_num_threads(before)
+    many = (nb.scatter_rows_add(37, idx, src), *nb.tropical_matmul(a, b, "min_plus"))
+    for x, y in zip(one, many):
+        np.testing.assert_array_equal(x, y)
