@@ -790,7 +790,25 @@ def to_3d(backend, step, a, b):
         a = backend.transpose(a, step.perm_a)
     if step.perm_b is not None:
         b = backend.transpose(b, step.perm_b)
-    return backend.reshape(a, step.shape_a3), backend.reshape(b, step.shape_b3)
+    return (_matrix_ready(backend, backend.reshape(a, step.shape_a3)),
+            _matrix_ready(backend, backend.reshape(b, step.shape_b3)))
+
+
+def _matrix_ready(backend, a):
+    """`a` itself when its matrices are row- or column-major (BLAS takes them as they
+    are), else a contiguous copy: a broadcast (zero-stride) gradient such as the one
+    of .sum() would otherwise send numpy.matmul down its slow non-BLAS loop."""
+    strides = getattr(a, "strides", None)
+    if strides is None:
+        return a
+    item = a.dtype.itemsize
+    rows, cols = a.shape[-2], a.shape[-1]
+    s_row, s_col = strides[-2], strides[-1]
+    row_major = (cols == 1 or s_col == item) and (rows == 1 or s_row >= cols * item)
+    col_major = (rows == 1 or s_row == item) and (cols == 1 or s_col >= rows * item)
+    if row_major or col_major or 0 in a.shape:
+        return a
+    return backend.copy(a)
 
 
 def from_3d(backend, step, c):
