@@ -277,3 +277,13 @@ def test_generic_kernel_matches_builtin(backend):
         c2, g2 = backend.tropical_matmul(a, b, name)
         np.testing.assert_array_equal(backend.to_numpy(c1), backend.to_numpy(c2))
         np.testing.assert_array_equal(backend.to_numpy(g1), backend.to_numpy(g2))
+
+
+def test_zero_size_dims_give_the_semiring_zero(backend):
+    a = og.tensor(np.ones((2, 0)), dtype=np.float64, requires_grad=True, backend=backend)
+    b = og.tensor(np.ones((0, 3)), dtype=np.float64, requires_grad=True, backend=backend)
+    c = og.tropical_einsum("ij,jk->ik", a, b)
+    assert c.shape == (2, 3) and (c.numpy() == -np.inf).all()
+    assert (og.tropical_einsum("ij->i", a, semiring="min_plus").numpy() == np.inf).all()
+    ga, gb = og.grad(c, [a, b], og.tensor(np.ones((2, 3)), backend=backend))
+    assert ga.shape == (2, 0) and gb.shape == (0, 3)
