@@ -21,6 +21,7 @@ See docs/tropical.md.
 import heapq
 import math
 import numbers
+import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -317,9 +318,11 @@ def contraction_plan(labels, output=(), method="auto", sizes=None):
 
     method: "min_fill" / "min_degree" (tree decomposition of the label
     interaction graph, then bucket elimination), "greedy" (smallest result
-    first, for small networks), "auto" (the best of min_fill and min_degree by
-    largest intermediate, then total cost), or an explicit path: a list of
-    (i, j) pairs in NumPy's einsum_path convention."""
+    first, for small networks), "auto" (the best of min_fill and min_degree:
+    the lower total cost, or the smaller largest intermediate once that exceeds
+    2^24 entries; plus up to 24 min_fill runs with
+    shuffled tie-breaking when the largest intermediate reaches 2^18), or an
+    explicit path: a list of (i, j) pairs in NumPy's einsum_path convention."""
     labels = [tuple(l) for l in labels]
     sizes = sizes or _binary_sizes(labels)
     output = tuple(output)
@@ -334,16 +337,34 @@ def contraction_plan(labels, output=(), method="auto", sizes=None):
     elif method == "greedy":
         path, name = greedy_path(labels, sizes, output), "greedy"
     elif method in ("min_fill", "min_degree", "auto"):
-        candidates = ["min_fill", "min_degree"] if method == "auto" else [method]
-        best = None
         graph = interaction_graph(labels)
         graph.remove_nodes_from(list(output))
-        for m in candidates:
-            order_m, _ = elimination_order(graph, m)
+        best = None
+
+        def consider(g, m, name):
+            nonlocal best
+            order_m, _ = elimination_order(g, m)
             path_m = path_from_elimination_order(labels, order_m, sizes, output)
             largest, cost = simulate_path(labels, path_m, sizes, output)
-            if best is None or (largest, cost) < best[0]:
-                best = ((largest, cost), path_m, order_m, m)
+            # cheapest wins (time goes with the cost); above 2^24 entries memory decides
+            key = (max(largest, 2 ** 24), cost)
+            if best is None or key < best[0]:
+                best = (key, path_m, order_m, name)
+
+        for m in (["min_fill", "min_degree"] if method == "auto" else [method]):
+            consider(graph, m, m)
+        if method == "auto":
+            # the heuristics break ties by vertex order: when the contraction will be
+            # expensive, rerun min-fill on a few shuffled copies (seeded: deterministic)
+            largest = simulate_path(labels, best[1], sizes, output)[0]
+            trials = 0 if not 2 ** 18 <= largest <= 2 ** 34 else 8 if largest < 2 ** 21 else 24
+            for trial in range(trials):
+                nodes = list(graph)
+                random.Random(trial).shuffle(nodes)
+                shuffled = graph.__class__()
+                shuffled.add_nodes_from(nodes)
+                shuffled.add_edges_from(graph.edges())
+                consider(shuffled, "min_fill", "min_fill (shuffled)")
         _, path, order, name = best
     else:
         raise ValueError(f"contraction_plan: unknown method {method!r}; expected one of "
@@ -368,6 +389,18 @@ def _check_path(path, n):
 
 
 # --------------------------------------------------------------------------- running the network
+
+MAX_INTERMEDIATE = 2 ** 27   # entries (1 GiB of float64): refuse larger contractions by default
+
+
+def _check_size(plan, limit, problem):
+    if limit is not None and plan.largest_intermediate > limit:
+        gib = plan.largest_intermediate * 8 / 2 ** 30
+        raise MemoryError(f"{problem}: the best contraction order found ({plan.method}) needs an "
+                          f"intermediate of 2^{plan.width:g} entries ({gib:.1f} GiB of float64), "
+                          f"above max_intermediate=2^{math.log2(limit):g}; the graph's treewidth "
+                          f"is too large (pass a larger max_intermediate to try anyway)")
+
 
 def _contract(params, pattern, constants, labels, plan, semiring, backend):
     """Contract the network to a scalar with opgraph.tropical_einsum along the plan's
@@ -483,12 +516,15 @@ def _close(a, b):
 
 # --------------------------------------------------------------------------- the solvers
 
-def max_independent_set(graph, weights=None, *, optimize="auto", backend=None):
+def max_independent_set(graph, weights=None, *, optimize="auto", backend=None,
+                        max_intermediate=MAX_INTERMEDIATE):
     """Maximum (weighted) independent set by a max_plus tensor network.
 
     graph: a networkx graph (direction ignored; a self-loop forbids its vertex).
     weights: {node: w} (default 1 each), or a sequence in graph.nodes order.
     optimize: contraction order, see `contraction_plan`.
+    max_intermediate: refuse (MemoryError) a contraction whose largest
+    intermediate would exceed this many entries (default 2^27); None: no limit.
     Returns Solution(value, config): value a float, config {node: 0 or 1} for
     every node; `.info` is the ContractionPlan with its timings.
 
@@ -519,6 +555,7 @@ def max_independent_set(graph, weights=None, *, optimize="auto", backend=None):
     if not nodes:
         return Solution(0.0, {}, contraction_plan([], method="greedy"))
     plan = contraction_plan(labels, method=optimize)
+    _check_size(plan, max_intermediate, problem)
     value, grad = _contract([w[v] for v in nodes], [0.0, 1.0], constants, labels, plan,
                             "max_plus", backend)
     config = {v: _state(grad[index[v]], (0.0, 1.0), v, problem) for v in nodes}
@@ -544,13 +581,15 @@ def spin_glass_energy(graph, spins, J=None, h=None):
             + sum(fields[v] * spins[v] for v in nodes))
 
 
-def spin_glass_ground_state(graph, J=None, h=None, *, optimize="auto", backend=None):
+def spin_glass_ground_state(graph, J=None, h=None, *, optimize="auto", backend=None,
+                            max_intermediate=MAX_INTERMEDIATE):
     """Ground state of the Ising spin glass E(s) = Σ_(u,v) J_uv s_u s_v + Σ_v h_v s_v
     over s in {-1, +1}^n, by a min_plus tensor network.
 
     J: {(u, v): J_uv} keyed by the tuples of graph.edges (either orientation
     accepted), a number, or a sequence in graph.edges order; default 1.
     h: {node: h_v}, a number, or a sequence in graph.nodes order; default 0.
+    optimize, max_intermediate, backend: as for max_independent_set.
     Returns Solution(energy, spins): spins {node: -1 or +1} for every node.
 
     Network: vertex v has index x_v (x = 0 is s = -1, x = 1 is s = +1) and
@@ -579,6 +618,7 @@ def spin_glass_ground_state(graph, J=None, h=None, *, optimize="auto", backend=N
     if not nodes:
         return Solution(0.0, {}, contraction_plan([], method="greedy"))
     plan = contraction_plan(labels, method=optimize)
+    _check_size(plan, max_intermediate, problem)
     energy, grad = _contract([fields[v] for v in nodes], [-1.0, 1.0], constants, labels, plan,
                              "min_plus", backend)
     spins = {v: _state(grad[index[v]], (-1.0, 1.0), v, problem) for v in nodes}

@@ -32,7 +32,7 @@ def run(args):
         solution = tropical.max_independent_set(graph, weights, optimize=args.optimize,
                                                 backend=args.backend)
     except (ValueError, TypeError, RuntimeError, MemoryError) as e:
-        return fail(f"mis: {e}".splitlines()[0])
+        return fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
     seconds = time.perf_counter() - start
     value, config = solution
     chosen = [v for v in graph.nodes if config[v]]

@@ -36,12 +36,12 @@ def run(args):
         solution = tropical.spin_glass_ground_state(graph, J, args.field, optimize=args.optimize,
                                                     backend=args.backend)
     except (ValueError, TypeError, RuntimeError, MemoryError) as e:
-        return fail(f"spinglass: {e}".splitlines()[0])
+        return fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
     seconds = time.perf_counter() - start
     energy, spins = solution
     up = [v for v in graph.nodes if spins[v] > 0]
     print(f"graph: {args.graph} ({describe(graph)})")
-    print(f"ground state energy: {energy}")
+    print(f"ground state energy: {float(f'{energy:.12g}')}")  # -9.0; no float noise
     print("spins: " + "".join("+" if spins[v] > 0 else "-" for v in graph.nodes)
           + " (graph.nodes order)")
     print(f"up spins: {node_list(up)}")
