@@ -600,19 +600,61 @@ def test_numba_compiled_kernel_is_written_to_the_cache():
         assert os.path.exists(kernel._cache._cache_file._index_path), kernel.py_func.__name__
 
 
-def test_numba_results_do_not_depend_on_thread_count(rng):
+def _every_kernel(rng):
+    """One call of every overridden Numba-CPU kernel, float32 and float64."""
+    calls = []
+    for dtype in DTYPES:
+        a, b = ints(rng, (9, 33), dtype), ints(rng, (2, 33, 20), dtype)
+        x = normal(rng, (3, 2, 7, 6), dtype)
+        idx = rng.integers(0, 37, size=500)
+        src = normal(rng, (500, 3), dtype)
+        index = rng.integers(0, 6, size=(3, 4, 5))
+        calls += [
+            ("tropical", lambda be, a=a, b=b: [be.tropical_matmul(a, b, s) for s in SEMIRINGS]),
+            ("scatter_rows_add", lambda be, idx=idx, src=src: be.scatter_rows_add(37, idx, src)),
+            ("index_put_add", lambda be, idx=idx, src=src: be.index_put_add(
+                (37, 3), (idx,), src)),
+            ("scatter_add", lambda be, i=index, s=normal(rng, (3, 4, 5), dtype):
+                be.scatter_add((3, 6, 5), 1, i, s)),
+            ("im2col", lambda be, x=x: be.im2col(x, 3, 2, 1, 1)),
+            ("col2im", lambda be, c=normal(rng, (3, 12, 49), dtype): be.col2im(
+                c, (3, 2, 7, 6), 3, 2, 1, 1)),
+            ("max_pool2d", lambda be, x=x: be.max_pool2d(x, 2, 2)),
+            ("softmax", lambda be, x=x: be.softmax(x, 1)),
+            ("log_softmax", lambda be, x=x: be.log_softmax(x, -1)),
+            ("sigmoid", lambda be, x=x: be.unary("sigmoid", x)),
+            ("silu", lambda be, x=x: be.unary("silu", x)),
+        ]
+    return calls
+
+
+def _flat(result):
+    if isinstance(result, (tuple, list)):
+        return [y for r in result for y in _flat(r)]
+    return [np.asarray(result)]
+
+
+def test_numba_parallel_and_serial_paths_match_the_reference(rng, monkeypatch):
+    """Every kernel on its multi-threaded path (forced even for small inputs) and
+    on one thread gives the reference's result; bit-identical between the two."""
     nb = _numba_cpu()
     import numba
+    from backends import numba_cpu
 
-    idx = rng.integers(0, 37, size=500)
-    src = normal(rng, (500, 3), np.float32)
-    a, b = ints(rng, (9, 33), np.float64), ints(rng, (33, 20), np.float64)
+    monkeypatch.setattr(numba_cpu, "PARALLEL_MIN_WORK", 0)
     before = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
-        one = (nb.scatter_rows_add(37, idx, src), *nb.tropical_matmul(a, b, "min_plus"))
-    finally:
-        numba.set_num_threads(before)
-    many = (nb.scatter_rows_add(37, idx, src), *nb.tropical_matmul(a, b, "min_plus"))
-    for x, y in zip(one, many):
-        np.testing.assert_array_equal(x, y)
+    for name, call in _every_kernel(rng):
+        want = _flat(call(REF))
+        try:
+            numba.set_num_threads(1)
+            one = _flat(call(nb))
+        finally:
+            numba.set_num_threads(before)
+        many = _flat(call(nb))
+        for w, x, y in zip(want, one, many):
+            np.testing.assert_array_equal(x, y, err_msg=name)
+            assert x.dtype == w.dtype, name
+            if w.dtype.kind == "f":
+                np.testing.assert_allclose(y, w, err_msg=name, **TOL[w.dtype])
+            else:
+                np.testing.assert_array_equal(y, w, err_msg=name)

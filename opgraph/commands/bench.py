@@ -1,0 +1,56 @@
+"""`python -m opgraph bench`: time the backends side by side with the installed
+peers (tropical-gemm, PyTorch CPU, numpy.add.at), print a table with ratios and
+optionally write JSON. Implementation: opgraph/bench.py."""
+import json
+
+
+def add_arguments(parser):
+    parser.add_argument("--backend", action="append", choices=["numpy", "numba", "cuda"],
+                        metavar="{numpy,numba,cuda}",
+                        help="a backend to time; repeat to compare several "
+                             "(default: numpy and numba)")
+    parser.add_argument("--quick", action="store_true",
+                        help="smaller sizes and fewer repeats (about a minute)")
+    parser.add_argument("--json", metavar="PATH", default=None,
+                        help="also write the full results (all timings, machine, BLAS) as JSON")
+    parser.add_argument("--no-peers", action="store_true",
+                        help="time only the opgraph backends")
+    parser.add_argument("--only", action="append", metavar="WORD",
+                        help="run only the cases whose name contains WORD (repeatable)")
+    parser.add_argument("--compile-times", action="store_true",
+                        help="also measure the first-call JIT compile time of every Numba-CPU "
+                             "kernel (fresh processes, empty cache) and the cache-load time")
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+
+
+def run(args):
+    from opgraph import bench
+
+    backends = args.backend or ["numpy", "numba"]
+    result = bench.run_benchmarks(backends, quick=args.quick, peers=not args.no_peers,
+                                  only=args.only, progress=lambda s: print("  " + s, flush=True))
+    print()
+    print(bench.format_machine(result["machine"]))
+    print()
+    print(bench.format_table(result, markdown=args.markdown))
+    print()
+    print("times: best of several calls after a warm-up call; 'speedup vs numpy' = "
+          "t(numpy backend) / t(backend); '/ best peer' = t(backend) / t(fastest installed peer), "
+          "below 1 is faster than the peer")
+    for row in result["rows"]:
+        agree = row.get("agrees_with_tropical_gemm")
+        if agree is False:
+            print(f"WARNING: {row['case']}: numba and tropical-gemm disagree")
+        for impl, res in row["results"].items():
+            if res.get("status") not in ("ok", None):
+                print(f"  {row['case']}: {impl} {res['status']} ({res.get('why', '')})")
+    if args.compile_times:
+        print()
+        print("First-call compile time of the Numba-CPU kernels:")
+        result["compile_times"] = bench.compile_times()
+        print(bench.format_compile_times(result["compile_times"]))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1, default=str)
+        print(f"wrote {args.json}")
+    return 0
