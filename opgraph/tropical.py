@@ -313,7 +313,7 @@ def _sort_key(v):
     return (type(v).__name__, v) if isinstance(v, (int, float, str)) else (type(v).__name__, repr(v))
 
 
-def contraction_plan(labels, output=(), method="auto", sizes=None):
+def contraction_plan(labels, output=(), method="auto", sizes=None, max_intermediate=None):
     """A ContractionPlan for operands with these labels (tuples of hashable labels).
 
     method: "min_fill" / "min_degree" (tree decomposition of the label
@@ -322,7 +322,9 @@ def contraction_plan(labels, output=(), method="auto", sizes=None):
     the lower total cost, or the smaller largest intermediate once that exceeds
     2^24 entries; plus up to 24 min_fill runs with
     shuffled tie-breaking when the largest intermediate reaches 2^18), or an
-    explicit path: a list of (i, j) pairs in NumPy's einsum_path convention."""
+    explicit path: a list of (i, j) pairs in NumPy's einsum_path convention.
+    max_intermediate (entries), if given, skips the reruns when even the best
+    order is more than twice over it."""
     labels = [tuple(l) for l in labels]
     sizes = sizes or _binary_sizes(labels)
     output = tuple(output)
@@ -357,7 +359,8 @@ def contraction_plan(labels, output=(), method="auto", sizes=None):
             # the heuristics break ties by vertex order: when the contraction will be
             # expensive, rerun min-fill on a few shuffled copies (seeded: deterministic)
             largest = simulate_path(labels, best[1], sizes, output)[0]
-            trials = 0 if not 2 ** 18 <= largest <= 2 ** 34 else 8 if largest < 2 ** 21 else 24
+            hopeless = max_intermediate is not None and largest > 2 * max_intermediate
+            trials = 0 if largest < 2 ** 18 or hopeless else 8 if largest < 2 ** 21 else 24
             for trial in range(trials):
                 nodes = list(graph)
                 random.Random(trial).shuffle(nodes)
@@ -554,7 +557,7 @@ def max_independent_set(graph, weights=None, *, optimize="auto", backend=None,
             labels.append(pair)
     if not nodes:
         return Solution(0.0, {}, contraction_plan([], method="greedy"))
-    plan = contraction_plan(labels, method=optimize)
+    plan = contraction_plan(labels, method=optimize, max_intermediate=max_intermediate)
     _check_size(plan, max_intermediate, problem)
     value, grad = _contract([w[v] for v in nodes], [0.0, 1.0], constants, labels, plan,
                             "max_plus", backend)
@@ -617,7 +620,7 @@ def spin_glass_ground_state(graph, J=None, h=None, *, optimize="auto", backend=N
             labels.append((index[u], index[v]))
     if not nodes:
         return Solution(0.0, {}, contraction_plan([], method="greedy"))
-    plan = contraction_plan(labels, method=optimize)
+    plan = contraction_plan(labels, method=optimize, max_intermediate=max_intermediate)
     _check_size(plan, max_intermediate, problem)
     energy, grad = _contract([fields[v] for v in nodes], [-1.0, 1.0], constants, labels, plan,
                              "min_plus", backend)
