@@ -273,14 +273,12 @@ def elimination_order(graph, method="min_fill"):
     if heuristic is None:
         raise ValueError(f"elimination_order: unknown method {method!r}; expected 'min_fill' or "
                          f"'min_degree'")
-    simple = graph.__class__() if not graph.is_multigraph() else None
-    if simple is None or graph.is_directed() or any(u == v for u, v in graph.edges()):
+    simple = graph
+    if graph.is_multigraph() or graph.is_directed() or any(u == v for u, v in graph.edges()):
         import networkx as nx
         simple = nx.Graph()
         simple.add_nodes_from(graph)
         simple.add_edges_from((u, v) for u, v in graph.edges() if u != v)
-    else:
-        simple = graph
     width, tree = heuristic(simple)
     order, done = [], set()
     for component in _components(tree):
@@ -305,8 +303,11 @@ def elimination_order(graph, method="min_fill"):
 
 
 def _components(tree):
+    """The bags of each component of the tree, in the tree's node order (deterministic)."""
     import networkx as nx
-    return [list(c) for c in nx.connected_components(tree)]
+    position = {bag: k for k, bag in enumerate(tree)}
+    return sorted((sorted(c, key=position.__getitem__) for c in nx.connected_components(tree)),
+                  key=lambda c: position[c[0]])
 
 
 def _sort_key(v):
