@@ -304,19 +304,24 @@ def _max_pool_kernel(x, out, idx, kernel, stride):
         b = task // c
         ch = task % c
         for y in range(oh):
+            best = out[b, ch, y]
+            pos = idx[b, ch, y]
             for xo in range(ow):
-                best = x[b, ch, y * stride, xo * stride]
-                pos = y * stride * w + xo * stride
-                for di in range(kernel):
-                    for dj in range(kernel):
-                        v = x[b, ch, y * stride + di, xo * stride + dj]
-                        # first maximum in row-major window order; like numpy.argmax
-                        # a NaN counts as the maximum (the first NaN wins)
-                        if v > best or (v != v and best == best):
-                            best = v
-                            pos = (y * stride + di) * w + xo * stride + dj
-                out[b, ch, y, xo] = best
-                idx[b, ch, y, xo] = pos
+                best[xo] = x[b, ch, y * stride, xo * stride]
+                pos[xo] = y * stride * w + xo * stride
+            # window offsets outermost, output columns innermost: the xo loop is
+            # branch-free and vectorises, and each output still sees its window
+            # in row-major order, so the strict comparison keeps the first maximum
+            for di in range(kernel):
+                row = x[b, ch, y * stride + di]
+                for dj in range(kernel):
+                    for xo in range(ow):
+                        v = row[xo * stride + dj]
+                        cur = best[xo]
+                        # like numpy.argmax, a NaN counts as the maximum (the first NaN wins)
+                        win = v > cur or (v != v and cur == cur)
+                        best[xo] = v if win else cur
+                        pos[xo] = (y * stride + di) * w + xo * stride + dj if win else pos[xo]
 
 
 # ================================================================ fused rows

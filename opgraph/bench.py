@@ -352,6 +352,7 @@ def machine_info():
     OPENBLAS_* environment (which changes which BLAS kernel runs)."""
     info = {"python": sys.version.split()[0], "platform": platform.platform(),
             "cpu_count": os.cpu_count(), "numpy": np.__version__,
+            "load_average_1_5_15min": _loadavg(),
             "env": {k: v for k, v in os.environ.items()
                     if k.startswith(("OPENBLAS_", "OMP_", "MKL_", "NUMBA_NUM_THREADS"))}}
     try:
@@ -385,6 +386,13 @@ def machine_info():
     return info
 
 
+def _loadavg():
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
 def _threading_layer():
     import numba
     from numba import njit, prange
@@ -409,6 +417,7 @@ def run_benchmarks(backends=("numpy", "numba"), quick=False, peers=True, progres
     peers. Returns {"machine": ..., "rows": [...]}; each row holds, per
     implementation, either timings or {"status": "absent" | "error", ...}."""
     backends = list(backends)
+    load_at_start = _loadavg()
     min_time = (0.1 if quick else 0.3) if min_time is None else min_time
     rows = []
     for group, name, impls, ops in cases(quick):
@@ -444,7 +453,9 @@ def run_benchmarks(backends=("numpy", "numba"), quick=False, peers=True, progres
             row["agrees_with_tropical_gemm"] = _tropical_agreement(name, impls)
         _ratios(row, backends)
         rows.append(row)
-    return {"machine": machine_info(), "quick": quick, "backends": backends, "rows": rows}
+    machine = machine_info()
+    machine["load_average_at_start"] = load_at_start
+    return {"machine": machine, "quick": quick, "backends": backends, "rows": rows}
 
 
 def _tropical_agreement(name, impls):
@@ -549,6 +560,8 @@ def format_machine(info):
              + (f" ({info.get('torch_threads')} threads)" if info.get("torch") else "")
              + f", tropical-gemm {info.get('tropical_gemm') or 'absent'}",
              f"BLAS: {blas}",
+             f"load average (1, 5, 15 min) at the end of the run: "
+             f"{info.get('load_average_1_5_15min')}",
              f"env: {info.get('env') or '{}'}"]
     return "\n".join(lines)
 
