@@ -111,6 +111,17 @@ def test_bad_numbers_are_rejected(capsys):
         main(["train", "--backend", "tpu"])
 
 
+def test_an_unavailable_backend_is_a_clear_error(monkeypatch, capsys):
+    def unavailable(name):
+        raise RuntimeError(f"backend {name!r} is unavailable: no GPU here")
+
+    monkeypatch.setattr(opgraph, "set_default_backend", unavailable)
+    assert main(["train", "--backend", "cuda", "--out", ""]) == 2
+    assert "error: backend 'cuda' is unavailable: no GPU here" in capsys.readouterr().out
+    assert main(["demo", "--backend", "cuda"]) == 2
+    assert "unavailable" in capsys.readouterr().out
+
+
 def test_train_on_another_backend_agrees_with_numpy(backend, capsys):
     if backend.name == "cuda" and os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
         pytest.skip("training through Numba's CUDA simulator takes minutes; nn and optim on "

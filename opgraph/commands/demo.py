@@ -11,7 +11,11 @@ def run(args):
     import opgraph
 
     if args.backend is not None:
-        opgraph.set_default_backend(args.backend)
+        try:
+            opgraph.set_default_backend(args.backend)
+        except (RuntimeError, ImportError) as e:
+            print(f"error: {e}")
+            return 2
     with opgraph.Tape() as tape:
         x = opgraph.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
         w = opgraph.tensor([[0.5], [-1.0]], requires_grad=True)

@@ -122,7 +122,11 @@ def run(args):
         print("error: --epochs and --batch-size must be >= 1 and --lr > 0")
         return 2
     if args.backend is not None:
-        opgraph.set_default_backend(args.backend)
+        try:
+            opgraph.set_default_backend(args.backend)
+        except (RuntimeError, ImportError) as e:
+            print(f"error: {e}")
+            return 2
     backend = opgraph.get_default_backend()
     try:
         ((x_train, y_train), (x_test, y_test)), source = load_data(args.data)
