@@ -91,11 +91,11 @@ CASES = {
     "chunk_one_used": (lambda a: og.chunk(a, 3, 1)[0] * 2, lambda a: a[:, :2] * 2, [(2, 5)], False),
     "chunk_last_used": (lambda a: og.chunk(a, 3, -1)[2], lambda a: a[:, 4:], [(2, 5)], False),
     "chunk_all": (lambda a: og.chunk(a, 2, 0), lambda a: (a[:2], a[2:]), [(3, 2)], False),
-    "gather": (lambda a: og.gather(a, 1, og.tensor(IDX)), lambda a: np.take_along_axis(a, IDX, 1),
+    "gather": (lambda a: og.gather(a, 1, og.tensor(IDX, backend=a.backend)), lambda a: np.take_along_axis(a, IDX, 1),
                [(2, 3)], False),
-    "gather_dim0_smaller_index": (lambda a: og.gather(a, 0, og.tensor(IDX[:1])),
+    "gather_dim0_smaller_index": (lambda a: og.gather(a, 0, og.tensor(IDX[:1], backend=a.backend)),
                                   lambda a: np.take_along_axis(a[:, :2], IDX[:1], 0), [(3, 3)], False),
-    "embedding_repeats": (lambda w: og.embedding(w, og.tensor(EMB_IDX)), lambda w: w[EMB_IDX],
+    "embedding_repeats": (lambda w: og.embedding(w, og.tensor(EMB_IDX, backend=w.backend)), lambda w: w[EMB_IDX],
                           [(4, 3)], False),
     "where": (lambda a, b: og.where(a > 0, a, b), lambda a, b: np.where(a > 0, a, b),
               [(3, 4), (4,)], False),
@@ -106,9 +106,9 @@ CASES = {
     "log_softmax": (lambda a: og.log_softmax(a, 1), lambda a: a - _logsumexp(a, 1), [(3, 4)], False),
     "log_softmax_batch1": (lambda a: og.log_softmax(a.T, -1), lambda a: a.T - _logsumexp(a.T, -1),
                            [(4, 1)], False),
-    "cross_entropy": (lambda a: og.cross_entropy(a, og.tensor(TARGETS)),
+    "cross_entropy": (lambda a: og.cross_entropy(a, og.tensor(TARGETS, backend=a.backend)),
                       lambda a: -(a - _logsumexp(a, 1))[np.arange(3), TARGETS].mean(), [(3, 4)], False),
-    "cross_entropy_batch1": (lambda a: og.cross_entropy(a, og.tensor([2])),
+    "cross_entropy_batch1": (lambda a: og.cross_entropy(a, og.tensor([2], backend=a.backend)),
                              lambda a: -(a - _logsumexp(a, 1))[0, 2], [(1, 4)], False),
     "conv2d_bias_stride_pad": (lambda x, w, b: og.conv2d(x, w, b, stride=2, padding=1),
                                lambda x, w, b: _conv_ref(x, w, b, 2, 1),
@@ -164,7 +164,7 @@ def test_gradgradcheck(name):
 def test_dtype_is_kept(dtype, backend):
     x = og.tensor(np.ones((2, 3)), dtype=dtype, backend=backend, requires_grad=True)
     for y in [x * 2.0, 2.0 / x, x ** 2, x.exp(), og.softmax(x, -1), x @ x.T, x.sum(), x.mean(0),
-              og.log_eps(x, 1e-3), x + np.ones(3), og.cross_entropy(x, og.tensor([0, 2]))]:
+              og.log_eps(x, 1e-3), x + np.ones(3), og.cross_entropy(x, og.tensor([0, 2], backend=backend))]:
         assert y.dtype == dtype, y
     y = (x * 3.0).sum()
     y.backward()
