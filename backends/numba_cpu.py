@@ -15,7 +15,9 @@ uses fastmath, since reassociation or "no NaN" assumptions would change
 results or ties.
 
 Threads: every kernel runs on `numba.get_num_threads()` threads, so
-`NUMBA_NUM_THREADS` and `numba.set_num_threads` are respected. Compiled code
+`NUMBA_NUM_THREADS` and `numba.set_num_threads` are respected (small inputs run
+on the calling thread only). Importing this module sets OMP_WAIT_POLICY=PASSIVE
+unless it is already set (see below). Compiled code
 is cached on disk (`cache=True`), so only the first call on a machine pays the
 compile time (see docs/benchmarks.md).
 
@@ -23,13 +25,22 @@ Wrappers make their inputs C-contiguous (a copy only for views such as
 transposes), so each kernel compiles for one layout per dtype.
 """
 import math
+import os
 
-import numpy as np
-import numba
-from numba import njit, prange, types
-from numba.extending import overload
+# Idle OpenMP workers (Numba's default threading layer) spin after every
+# parallel loop, and OpenBLAS's threads spin after every matmul. On a machine
+# with few cores the two pools then steal each other's cores: measured on the
+# 2-core benchmark machine, conv2d forward+backward ran 10-20x slower. Sleeping
+# OpenMP workers avoid it. This must be set before Numba starts its pool; a
+# value the user set wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from .numpy_backend import NumpyBackend, _conv_out
+import numpy as np  # noqa: E402
+import numba  # noqa: E402
+from numba import njit, prange, types  # noqa: E402
+from numba.extending import overload  # noqa: E402
+
+from .numpy_backend import NumpyBackend, _conv_out  # noqa: E402
 
 # nogil: kernels release the GIL, so Python threads can run them concurrently
 _PARALLEL = dict(parallel=True, cache=True, nogil=True)

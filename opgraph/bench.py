@@ -13,8 +13,9 @@ error; neither stops the run.
 
 Each time is the best of several calls after one warm-up call (the warm-up
 pays any JIT compilation or cache load; it is reported as `first_call_s`).
-Best-of is the timeit convention: on a shared machine it is the least noisy
-statistic; the median is in the JSON too.
+The implementations of a case are timed in interleaved rounds, so that load
+from other processes hits them alike. Best-of is the timeit convention: on a
+shared machine it is the least noisy statistic; the median is in the JSON too.
 """
 import os
 import platform
@@ -37,22 +38,48 @@ def _sync(backend_name):
 def time_call(fn, sync=lambda: None, min_time=0.3, max_reps=30, max_total=20.0):
     """Warm up once, then time calls until `min_time` seconds have been spent
     (at least 3 calls, or 1 when a single call is slower than a second)."""
-    t0 = time.perf_counter()
-    fn()
-    sync()
-    first = time.perf_counter() - t0
-    times = []
-    min_reps = 3 if first < 1.0 else 1
-    while len(times) < max_reps:
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-        spent = sum(times)
-        if len(times) >= min_reps and (spent >= min_time or spent + times[-1] > max_total):
-            break
-    return {"best_s": min(times), "median_s": statistics.median(times), "reps": len(times),
-            "first_call_s": first}
+    return time_round_robin({"fn": (fn, sync)}, min_time, max_reps, max_total)["fn"]
+
+
+def time_round_robin(fns, min_time=0.3, max_reps=50, max_total=20.0):
+    """Time several implementations of one case in interleaved rounds (each
+    round calls every one once), so that a burst of load from other processes
+    hits them all alike; each is warmed up once first. `fns`: {name: (fn, sync)}.
+    Returns {name: timings or {"status": "error", ...}}."""
+    results, times, first = {}, {}, {}
+    for name, (fn, sync) in fns.items():
+        try:
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            first[name] = time.perf_counter() - t0
+            times[name] = []
+        except Exception as e:
+            results[name] = {"status": "error", "why": f"{type(e).__name__}: {e}"}
+    active = list(times)
+    while active:
+        for name in list(active):
+            fn, sync = fns[name]
+            try:
+                t0 = time.perf_counter()
+                fn()
+                sync()
+            except Exception as e:
+                results[name] = {"status": "error", "why": f"{type(e).__name__}: {e}"}
+                active.remove(name)
+                del times[name]
+                continue
+            ts = times[name]
+            ts.append(time.perf_counter() - t0)
+            min_reps = 5 if first[name] < 0.2 else 3 if first[name] < 1.0 else 1
+            spent = sum(ts)
+            if len(ts) >= max_reps or (len(ts) >= min_reps and
+                                       (spent >= min_time or spent + ts[-1] > max_total)):
+                active.remove(name)
+    for name, ts in times.items():
+        results[name] = {"status": "ok", "best_s": min(ts), "median_s": statistics.median(ts),
+                         "reps": len(ts), "first_call_s": first[name]}
+    return results
 
 
 # ------------------------------------------------------------------- helpers
@@ -418,7 +445,7 @@ def run_benchmarks(backends=("numpy", "numba"), quick=False, peers=True, progres
     implementation, either timings or {"status": "absent" | "error", ...}."""
     backends = list(backends)
     load_at_start = _loadavg()
-    min_time = (0.1 if quick else 0.3) if min_time is None else min_time
+    min_time = (0.1 if quick else 0.5) if min_time is None else min_time
     rows = []
     for group, name, impls, ops in cases(quick):
         if only and not any(word in name for word in only):
@@ -426,6 +453,7 @@ def run_benchmarks(backends=("numpy", "numba"), quick=False, peers=True, progres
         row = {"group": group, "case": name, "results": {}}
         if ops:
             row["ops"] = ops
+        fns = {}
         for impl, setup in impls.items():
             if impl in ("numpy", "numba", "cuda"):
                 if impl not in backends:
@@ -433,22 +461,16 @@ def run_benchmarks(backends=("numpy", "numba"), quick=False, peers=True, progres
             elif not peers:
                 continue
             try:
-                fn = setup()
+                fns[impl] = (setup(), (lambda: _sync("cuda")) if impl == "cuda" else (lambda: None))
             except ImportError as e:
                 row["results"][impl] = {"status": "absent", "why": str(e)}
-                continue
             except Exception as e:  # a backend that cannot start, an op not written yet
                 row["results"][impl] = {"status": "error", "why": f"{type(e).__name__}: {e}"}
-                continue
-            try:
-                sync = (lambda b=impl: _sync(b)) if impl == "cuda" else (lambda: None)
-                timing = time_call(fn, sync, min_time=min_time)
-                timing["status"] = "ok"
-                row["results"][impl] = timing
-            except Exception as e:
-                row["results"][impl] = {"status": "error", "why": f"{type(e).__name__}: {e}"}
-            if progress:
-                progress(f"{name}: {impl} {_cell(row['results'][impl])}")
+        row["results"].update(time_round_robin(fns, min_time=min_time))
+        row["results"] = {k: row["results"][k] for k in impls if k in row["results"]}
+        if progress:
+            progress(f"{name}: " + ", ".join(f"{impl} {_cell(r)}"
+                                             for impl, r in row["results"].items()))
         if group == "tropical" and "numba" in backends:
             row["agrees_with_tropical_gemm"] = _tropical_agreement(name, impls)
         _ratios(row, backends)
