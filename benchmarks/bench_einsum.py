@@ -27,14 +27,18 @@ CASES = [
 ]
 
 
-def best_time(fn, repeat):
-    fn()  # warm up (plan cache, BLAS threads)
-    times = []
+def best_times(fns, repeat):
+    """Best time of each function, timed in interleaved rounds so that a burst of load
+    from other processes hits every implementation alike."""
+    for fn in fns:
+        fn()  # warm up (plan cache, BLAS threads)
+    best = [float("inf")] * len(fns)
     for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - start)
+    return best
 
 
 def blas_info():
@@ -62,15 +66,17 @@ def main(argv=None):
     for title, subscripts, shapes in CASES:
         arrays = [rng.standard_normal(s).astype(np.float32) for s in shapes]
         tensors = [opgraph.tensor(a, requires_grad=True) for a in arrays]
-        t_np = best_time(lambda: np.einsum(subscripts, *arrays, optimize=True), args.repeat)
-        with opgraph.no_grad():
-            t_fw = best_time(lambda: opgraph.einsum(subscripts, *tensors), args.repeat)
+        def forward():
+            with opgraph.no_grad():
+                opgraph.einsum(subscripts, *tensors)
 
         def fwd_bwd():
             out = opgraph.einsum(subscripts, *tensors)
             opgraph.grad(out.sum(), tensors)
 
-        t_fb = best_time(fwd_bwd, args.repeat)
+        t_np, t_fw, t_fb = best_times(
+            [lambda: np.einsum(subscripts, *arrays, optimize=True), forward, fwd_bwd],
+            args.repeat)
         ref = np.einsum(subscripts, *arrays, optimize=True)
         got = opgraph.einsum(subscripts, *tensors).numpy()
         assert np.allclose(got, ref, rtol=1e-3, atol=1e-2 * max(1.0, float(np.abs(ref).max()))), title
