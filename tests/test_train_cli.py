@@ -152,12 +152,15 @@ def test_demo_prints_values_gradients_and_the_tape(capsys):
     assert loss == pytest.approx((h * h).sum(), rel=1e-5)
 
 
-def test_graph_command_writes_png_and_dot(tmp_path, capsys):
+def test_graph_command_writes_png(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     assert main(["graph", "--model", "cnn", "--out", str(tmp_path / "g.png")]) == 0
     out = capsys.readouterr().out
     assert "CNN forward: 11 ops" in out and "Conv2D" in out
     assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_graph_command_writes_dot_without_matplotlib(tmp_path, capsys):
     assert main(["graph", "--model", "mlp", "--backward", "--out", str(tmp_path / "g.dot")]) == 0
     assert "MLP backward" in capsys.readouterr().out
     text = (tmp_path / "g.dot").read_text()
