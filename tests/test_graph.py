@@ -155,3 +155,12 @@ def test_graph_of_a_cnn_has_every_parameter():
     ops = [d["op"] for _, d in g.nodes(data=True) if d["kind"] == "op"]
     assert ops.count("Conv2D") == 1 and ops.count("MaxPool2D") == 1
     assert np.isfinite(loss.item())
+
+
+def test_draw_without_matplotlib_says_how_to_get_it(monkeypatch, tmp_path):
+    import sys
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)   # import fails
+    x = opgraph.ones(2, requires_grad=True)
+    with pytest.raises(ImportError, match=r"pip install 'opgraph\[plot\]'"):
+        graph.draw((x * 2).sum(), tmp_path / "g.png")
+    assert not (tmp_path / "g.png").exists()
