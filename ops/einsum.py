@@ -947,7 +947,11 @@ class Einsum(Operation):
                 continue
             g = grads[k]
             step = plan.preps[k]
-            result.append(g if step.identity else EinsumUnaryAdjoint(step)(g))
+            g = g if step.identity else EinsumUnaryAdjoint(step)(g)
+            if g.dtype != t.dtype:  # mixed float32/float64 operands: each keeps its dtype
+                from .elementwise import AsType
+                g = AsType(t.dtype)(g)
+            result.append(g)
         return tuple(result)
 
 

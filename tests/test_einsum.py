@@ -266,6 +266,15 @@ def test_recorded_as_one_op_and_dtype_kept():
     assert a.grad.dtype == np.float32 and b.grad is None
 
 
+def test_mixed_dtypes_keep_each_gradient_dtype():
+    a = og.randn(2, 3, requires_grad=True, seed=0)                       # float32
+    b = og.randn(3, 2, requires_grad=True, seed=1, dtype=np.float64)
+    out = og.einsum("ij,jk->ik", a, b)
+    assert out.dtype == np.float64
+    out.sum().backward()
+    assert a.grad.dtype == np.float32 and b.grad.dtype == np.float64
+
+
 def test_plan_is_cached():
     E._PLANS.clear()
     a, b = og.randn(2, 3, seed=0), og.randn(3, 4, seed=1)
