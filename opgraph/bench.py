@@ -445,6 +445,13 @@ def run_benchmarks(backends=("numpy", "numba"), quick=False, peers=True, progres
     implementation, either timings or {"status": "absent" | "error", ...}."""
     backends = list(backends)
     load_at_start = _loadavg()
+    # One process holds up to three thread pools (OpenBLAS, Numba's OpenMP,
+    # PyTorch's OpenMP). With idle workers spinning (the OpenMP default) they
+    # steal each other's cores; on 2 cores every implementation, PyTorch
+    # included, ran several times slower. So all OpenMP runtimes in this process
+    # sleep when idle, unless the caller chose otherwise (set before PyTorch or
+    # Numba load their runtimes; the Numba backend sets the same default).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     min_time = (0.1 if quick else 0.5) if min_time is None else min_time
     rows = []
     for group, name, impls, ops in cases(quick):
