@@ -47,9 +47,10 @@ _PARALLEL = dict(parallel=True, cache=True, nogil=True)
 
 # ===================================================================== tropical
 # Semiring codes. Each semiring has its own top-level kernel that passes its code
-# as a constant; LLVM inlines the helpers below and folds the branches on it,
-# so the inner loops are branch-free. (Plain njit helpers rather than Numba-IR
-# inlining: same machine code, half the compile time.)
+# as a module constant; Numba types such an argument as a literal, so every
+# helper below is compiled for one semiring and the branches on it fold away:
+# the inner loops are branch-free. (Plain njit helpers, which LLVM inlines,
+# rather than Numba-IR inlining: the same loops for about half the compile time.)
 _MAX_PLUS, _MIN_PLUS, _MAX_MUL = 0, 1, 2
 
 # Tile sizes of the tropical product: a task owns _ROWS output rows x _COLS
@@ -536,7 +537,7 @@ class NumbaCPUBackend(NumpyBackend):
 
     def scatter_add(self, shape, axis, index, src):
         shape = tuple(shape)
-        if not _is_float(src):
+        if not _is_float(src) or index.size == 0:
             return super().scatter_add(shape, axis, index, src)
         axis = axis % len(shape)
         ishape = index.shape
@@ -557,7 +558,7 @@ class NumbaCPUBackend(NumpyBackend):
     def scatter_rows_add(self, num_rows, indices, src):
         indices = np.asarray(indices)
         row_shape = src.shape[indices.ndim:]
-        if not _is_float(src) or num_rows == 0:
+        if not _is_float(src) or num_rows == 0 or src.size == 0:
             return super().scatter_rows_add(num_rows, indices, src)
         width = int(np.prod(row_shape, dtype=np.int64))
         out = np.zeros((num_rows, width), dtype=src.dtype)
@@ -581,14 +582,15 @@ class NumbaCPUBackend(NumpyBackend):
                                           semiring)
             return np.swapaxes(c, -1, -2), np.swapaxes(arg, -1, -2)
         batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        if n == 0 or m == 0 or 0 in batch:
+            return (np.empty(batch + (n, m), dtype), np.empty(batch + (n, m), np.int64))
         a3 = _c(a, dtype).reshape(-1, n, k)
         b3 = _c(b, dtype).reshape(-1, k, m)
         count = int(np.prod(batch, dtype=np.int64))
         c = np.empty((count, n, m), dtype=dtype)
         arg = np.empty((count, n, m), dtype=np.int64)
-        if c.size:
-            _launch(kernel, c.size * k, a3, b3, _batch_map(a.shape[:-2], batch),
-                    _batch_map(b.shape[:-2], batch), c, arg)
+        _launch(kernel, c.size * k, a3, b3, _batch_map(a.shape[:-2], batch),
+                _batch_map(b.shape[:-2], batch), c, arg)
         return c.reshape(batch + (n, m)), arg.reshape(batch + (n, m))
 
     # ---- convolution and pooling

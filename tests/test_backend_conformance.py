@@ -456,6 +456,21 @@ def test_tropical_matmul_across_cpu_tiles(backend, rng, dtype, semiring):
     same(backend, arg, want_arg, exact=True)
 
 
+def test_empty_inputs(backend):
+    """Zero-sized operands give zero-sized (or all-zero) results, as in NumPy."""
+    z = np.zeros((0, 3), np.float64)
+    for semiring in SEMIRINGS:
+        c, arg = backend.tropical_matmul(put(backend, z), put(backend, np.ones((3, 4))), semiring)
+        assert get(backend, c).shape == (0, 4) and get(backend, arg).shape == (0, 4)
+    empty_idx = np.zeros((0,), np.int64)
+    same(backend, backend.scatter_rows_add(3, put(backend, empty_idx),
+                                           put(backend, np.zeros((0, 2), np.float32))),
+         np.zeros((3, 2), np.float32))
+    same(backend, backend.scatter_add((2, 3), 1, put(backend, np.zeros((2, 0), np.int64)),
+                                      put(backend, np.zeros((2, 0), np.float32))),
+         np.zeros((2, 3), np.float32))
+
+
 # ------------------------------------------------ convolution and pooling
 def _im2col_brute(x, kh, kw, stride, padding):
     n, c, h, w = x.shape
