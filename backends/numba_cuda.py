@@ -17,19 +17,20 @@ arithmetic runs on as few dimensions as possible. Shapes and strides are
 passed to kernels as tuples, so each kernel is compiled once per rank.
 
 Launches. All element-parallel kernels are grid-stride loops. On a GPU they use
-256 threads per block; under Numba's CUDA simulator (`NUMBA_ENABLE_CUDASIM=1`,
-where every CUDA thread is a Python thread and every barrier a thread
-hand-off) the same kernels run with tiny grids (2 blocks of 2 threads, 2x2
-matmul tiles) so the test suite stays fast while still exercising the
-grid-stride and tiling logic. Reductions and softmax rows have a serial kernel
-(one thread per output) and a block kernel (a shared-memory tree per output);
-the block kernel is used for long reductions on a GPU, and is tested on the
-simulator by `tests/test_cuda_backend.py`.
+256 threads per block and 16x16 matmul tiles. Under Numba's CUDA simulator
+(`NUMBA_ENABLE_CUDASIM=1`, where every CUDA thread is a Python thread and every
+barrier a thread hand-off) the same kernels run as one-thread launches (one
+1x1 tile for matmul, whose barriers are skipped when a tile is one thread) so
+the test suite stays fast; tests/test_cuda_backend.py reruns them with
+multi-thread blocks, several blocks and 2x2 shared-memory tiles. Reductions and
+softmax rows have a serial kernel (one thread per output) and a block kernel (a
+shared-memory tree per output) used for long reductions on a GPU.
 
-Every launch (kernel name, argument types) is recorded in `LAUNCHED`, so that
-`python -m backends.numba_cuda --check-compile FILE` (used by the tests) can
-lower exactly those kernels with the real CUDA compiler, without a GPU: the
-simulator runs plain Python and would not catch code the CUDA target rejects.
+Under the simulator every launch (kernel name, argument types) is recorded in
+`LAUNCHED`, so that `python -m backends.numba_cuda --check-compile FILE` (used by
+the tests) can type-check and lower exactly those kernels for the real CUDA
+target, without a GPU: the simulator runs plain Python and would accept code
+the CUDA compiler rejects.
 """
 import contextlib
 import math
@@ -984,10 +985,13 @@ def _simulator_switching():
 
 
 def _launch(key, grid, block, *args):
-    LAUNCHED.add((key, tuple(numba.typeof(a) for a in args)))
     k = _kernel(key)[grid, block]
+    if not SIM:  # on a GPU every launch compiles for real: nothing to record
+        k(*args)
+        return
+    LAUNCHED.add((key, tuple(numba.typeof(a) for a in args)))
     threads = block if isinstance(block, int) else math.prod(block)
-    if SIM and threads > 1:
+    if threads > 1:
         with _simulator_switching():
             k(*args)
     else:
