@@ -395,14 +395,16 @@ def machine_info():
         info["numba_threading_layer"] = _threading_layer()
     except ImportError:
         info["numba"] = None
-    for mod, key in (("torch", "torch"), ("tropical_gemm", "tropical_gemm")):
+    # versions from the package metadata: importing PyTorch just to read its
+    # version would cost seconds and leave its objects in the process
+    from importlib import metadata
+    for dist, key in (("torch", "torch"), ("tropical-gemm", "tropical_gemm")):
         try:
-            m = __import__(mod)
-            info[key] = getattr(m, "__version__", "installed")
-            if mod == "torch":
-                info["torch_threads"] = m.get_num_threads()
-        except ImportError:
+            info[key] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
             info[key] = None
+    if "torch" in sys.modules:
+        info["torch_threads"] = sys.modules["torch"].get_num_threads()
     try:
         from threadpoolctl import threadpool_info
         info["blas"] = [{k: p.get(k) for k in ("internal_api", "version", "architecture",
@@ -422,15 +424,7 @@ def _loadavg():
 
 def _threading_layer():
     import numba
-    from numba import njit, prange
-
-    @njit(parallel=True)
-    def touch(n):
-        s = 0
-        for i in prange(n):
-            s += i
-        return s
-    touch(2)  # the layer is chosen on the first parallel launch
+    numba.get_num_threads()  # starts the pool, which chooses the layer
     try:
         return numba.threading_layer()
     except ValueError:
