@@ -27,14 +27,12 @@ repeated labels (zeros elsewhere), and un-squeezing the broadcast dims (which su
 them back to size 1).
 """
 import itertools
-import math
 from collections import OrderedDict
 
 import numpy as np
 
 from opgraph import tape as _tape
 from opgraph.operation import Operation
-from opgraph.tensor import Tensor
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -557,13 +555,6 @@ class PairStep:
 def _perm(have, want):
     perm = tuple(have.index(x) for x in want)
     return None if perm == tuple(range(len(perm))) else perm
-
-
-def _inverse(perm):
-    inv = [0] * len(perm)
-    for i, p in enumerate(perm):
-        inv[p] = i
-    return tuple(inv)
 
 
 class PathInfo:
