@@ -1449,8 +1449,19 @@ class NumbaCUDABackend(Backend):
         return tuple(host)
 
     def _flat_positions(self, shape, key):
-        """Flat source positions of a[key] (advanced keys), by NumPy on the host."""
-        return np.arange(_size(shape), dtype=np.int64).reshape(shape)[key]
+        """Flat source positions of a[key] (advanced keys), by NumPy on the host.
+        Position = sum over dims of index * stride, and indexing distributes over that
+        sum, so each term indexes a zero-stride broadcast of one arange: the host work
+        and memory scale with the result, not with the indexed array."""
+        shape = tuple(shape)
+        if not shape:
+            return np.zeros((), np.int64)[key]
+        total = 0
+        for d, (n, stride) in enumerate(zip(shape, _c_strides(shape))):
+            axis = np.arange(n, dtype=np.int64) * stride
+            grid = np.broadcast_to(axis.reshape((1,) * d + (n,) + (1,) * (len(shape) - d - 1)), shape)
+            total = total + grid[key]
+        return np.asarray(total, dtype=np.int64)
 
     def getitem(self, a, key):
         a = self._dev(a)
