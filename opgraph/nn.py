@@ -22,6 +22,8 @@ import numpy as np
 
 import backends as _backends
 
+from ops import conv as _conv
+
 from . import functions as F
 from .tensor import Tensor, get_default_backend
 
@@ -389,10 +391,10 @@ class Linear(Module):
 
 def _pair(v):
     if isinstance(v, (tuple, list)):
-        if len(v) != 2 or v[0] != v[1]:
-            raise ValueError(f"Conv2d: only square kernels are supported, got {tuple(v)}")
-        return int(v[0])
-    return int(v)
+        if len(v) != 2:
+            raise ValueError(f"Conv2d: kernel_size must be an int or (kh, kw), got {tuple(v)}")
+        return int(v[0]), int(v[1])
+    return int(v), int(v)
 
 
 class Conv2d(Module):
@@ -401,13 +403,14 @@ class Conv2d(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
                  backend=None, dtype=None):
         super().__init__()
-        k = _pair(kernel_size)
+        kh, kw = _pair(kernel_size)
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size, self.stride, self.padding = k, int(stride), int(padding)
+        op = _conv.Conv2D(stride, padding)  # checks them: an int or a pair of equal ints
+        self.kernel_size, self.stride, self.padding = (kh, kw), op.stride, op.padding
         backend, dtype = _backend(backend), _dtype(dtype)
-        fan_in = in_channels * k * k
+        fan_in = in_channels * kh * kw
         bound = init.kaiming_uniform_bound(fan_in)
-        self.weight = Parameter(init.uniform((out_channels, in_channels, k, k), bound, dtype),
+        self.weight = Parameter(init.uniform((out_channels, in_channels, kh, kw), bound, dtype),
                                 backend=backend)
         if bias:
             b = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
@@ -426,13 +429,14 @@ class Conv2d(Module):
 class MaxPool2d(Module):
     def __init__(self, kernel_size, stride=None):
         super().__init__()
-        self.kernel_size, self.stride = kernel_size, stride
+        op = _conv.MaxPool2D(kernel_size, stride)  # checks them
+        self.kernel_size, self.stride = op.kernel, op.stride
 
     def forward(self, x):
         return F.max_pool2d(x, self.kernel_size, self.stride)
 
     def extra_repr(self):
-        return f"kernel_size={self.kernel_size}, stride={self.stride or self.kernel_size}"
+        return f"kernel_size={self.kernel_size}, stride={self.stride}"
 
 
 class Embedding(Module):

@@ -83,9 +83,57 @@ class Optimizer:
         raise NotImplementedError
 
     def state_dict(self):
-        """Hyper-parameters and step counts (the moment buffers stay on the backend)."""
-        return {"param_groups": [{k: v for k, v in g.items() if k != "params"}
-                                 for g in self.param_groups]}
+        """What resuming needs, as torch.optim: {"state": {index: {name: value}},
+        "param_groups": [{hyper-parameters, "params": [index, ...]}]}. Parameters are
+        numbered in group order; buffers are NumPy copies, step counts ints."""
+        index = {id(p): i for i, p in enumerate(self._all_params())}
+        state = {}
+        for p in self._all_params():
+            entry = self.state.get(id(p))
+            if entry:
+                state[index[id(p)]] = {k: (v if isinstance(v, (int, float)) else
+                                           entry["backend"].to_numpy(v).copy())
+                                       for k, v in entry.items() if k != "backend"}
+        groups = [{**{k: v for k, v in g.items() if k != "params"},
+                   "params": [index[id(p)] for p in g["params"]]} for g in self.param_groups]
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Restore what state_dict returned (for the same parameters, in the same order).
+        Everything is checked before anything changes."""
+        name = type(self).__name__
+        groups = state_dict.get("param_groups")
+        if groups is None or len(groups) != len(self.param_groups):
+            raise ValueError(f"{name}.load_state_dict: expected {len(self.param_groups)} "
+                             f"parameter groups, got {None if groups is None else len(groups)}")
+        for i, (mine, theirs) in enumerate(zip(self.param_groups, groups)):
+            if len(theirs.get("params", ())) != len(mine["params"]):
+                raise ValueError(f"{name}.load_state_dict: group {i} has {len(mine['params'])} "
+                                 f"parameters, the state dict {len(theirs.get('params', ()))}")
+        params = self._all_params()
+        new_state = {}
+        for i, entry in state_dict.get("state", {}).items():
+            if not 0 <= int(i) < len(params):
+                raise ValueError(f"{name}.load_state_dict: state for parameter {i}, but there "
+                                 f"are {len(params)} parameters")
+            p = params[int(i)]
+            restored = {"backend": p.backend}
+            for key, value in entry.items():
+                if isinstance(value, (int, float)):
+                    restored[key] = value
+                    continue
+                value = value.numpy() if isinstance(value, Tensor) else value
+                if tuple(value.shape) != tuple(p.shape):
+                    raise ValueError(f"{name}.load_state_dict: {key} of parameter {i} has shape "
+                                     f"{tuple(value.shape)}, the parameter {tuple(p.shape)}")
+                restored[key] = p.backend.asarray(value, dtype=p.dtype)
+            new_state[id(p)] = restored
+        for mine, theirs in zip(self.param_groups, groups):
+            mine.update({k: v for k, v in theirs.items() if k != "params"})
+        self.state = new_state
+
+    def _all_params(self):
+        return [p for g in self.param_groups for p in g["params"]]
 
 
 def _move_state(state, backend):
@@ -104,7 +152,7 @@ class SGD(Optimizer):
         p = p - lr * g
     """
 
-    def __init__(self, params, lr=1e-2, momentum=0.0, dampening=0.0, weight_decay=0.0,
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
                  nesterov=False):
         if lr < 0 or momentum < 0 or weight_decay < 0:
             raise ValueError(f"SGD: lr, momentum and weight_decay must be >= 0, got lr={lr}, "

@@ -10,11 +10,18 @@ def _out_size(size, k, stride, padding):
     return (size + 2 * padding - k) // stride + 1
 
 
-def _pair_check(name, stride, padding):
-    if not isinstance(stride, int) or stride < 1:
-        raise ValueError(f"{name}: stride must be a positive int, got {stride!r}")
-    if not isinstance(padding, int) or padding < 0:
-        raise ValueError(f"{name}: padding must be a non-negative int, got {padding!r}")
+def _square(name, what, value, least):
+    """An int, or a pair of equal ints as PyTorch users write it ((2, 2) for 2), as one int."""
+    if isinstance(value, (tuple, list)) and len(value) == 2 and value[0] == value[1]:
+        value = value[0]
+    if isinstance(value, (tuple, list)):
+        raise ValueError(f"{name}: {what} {tuple(value)} is not square; only equal height and "
+                         f"width {what}s are supported")
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        kind = "positive" if least > 0 else "non-negative"
+        raise ValueError(f"{name}: {what} must be a {kind} int (or a pair of equal ints), "
+                         f"got {value!r}")
+    return int(value)
 
 
 class Im2Col(Operation):
@@ -52,8 +59,8 @@ class Conv2D(Operation):
     dW = Σ_n dy_n · cols_nᵀ,  dx = col2im(Wᵀ · dy),  db = Σ_{n,oh,ow} dy"""
 
     def __init__(self, stride=1, padding=0):
-        _pair_check("Conv2D", stride, padding)
-        self.stride, self.padding = stride, padding
+        self.stride = _square("Conv2D", "stride", stride, 1)
+        self.padding = _square("Conv2D", "padding", padding, 0)
 
     def forward(self, x, w, b=None):
         if len(x.shape) != 4 or len(w.shape) != 4:
@@ -97,11 +104,8 @@ class MaxPool2D(Operation):
     dx = dy routed to the first maximum (row-major) of each window, summed where windows overlap"""
 
     def __init__(self, kernel_size, stride=None):
-        stride = kernel_size if stride is None else stride
-        _pair_check("MaxPool2D", stride, 0)
-        if not isinstance(kernel_size, int) or kernel_size < 1:
-            raise ValueError(f"MaxPool2D: kernel_size must be a positive int, got {kernel_size!r}")
-        self.kernel, self.stride = kernel_size, stride
+        self.kernel = _square("MaxPool2D", "kernel_size", kernel_size, 1)
+        self.stride = self.kernel if stride is None else _square("MaxPool2D", "stride", stride, 1)
 
     def forward(self, x):
         if len(x.shape) != 4:

@@ -11,12 +11,12 @@ from opgraph import nn
 def _naive_conv(x, w, b, stride, padding):
     x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
     n, c, h, wd = x.shape
-    o, _, k, _ = w.shape
-    oh, ow = (h - k) // stride + 1, (wd - k) // stride + 1
+    o, _, kh, kw = w.shape
+    oh, ow = (h - kh) // stride + 1, (wd - kw) // stride + 1
     out = np.zeros((n, o, oh, ow))
     for i in range(oh):
         for j in range(ow):
-            patch = x[:, :, i * stride:i * stride + k, j * stride:j * stride + k]
+            patch = x[:, :, i * stride:i * stride + kh, j * stride:j * stride + kw]
             out[:, :, i, j] = np.einsum("nchw,ochw->no", patch, w)
     return out + (b[None, :, None, None] if b is not None else 0)
 
@@ -220,6 +220,23 @@ def test_conv2d_gradcheck():
     assert opgraph.gradcheck(lambda x, w, b: conv(x), [x, conv.weight, conv.bias])
 
 
+def test_conv_and_pool_take_pytorch_style_pairs():
+    conv = nn.Conv2d(1, 2, (3, 2), stride=(2, 2), padding=(1, 1), dtype=np.float64)
+    assert conv.weight.shape == (2, 1, 3, 2) and (conv.stride, conv.padding) == (2, 1)
+    x = np.random.default_rng(0).standard_normal((1, 1, 6, 5))
+    want = _naive_conv(x, conv.weight.numpy(), conv.bias.numpy(), 2, 1)
+    np.testing.assert_allclose(conv(opgraph.tensor(x)).numpy(), want, rtol=1e-10, atol=1e-12)
+    pool = nn.MaxPool2d((2, 2), stride=[2, 2])
+    assert (pool.kernel_size, pool.stride) == (2, 2)
+    assert pool(opgraph.tensor(x)).shape == (1, 1, 3, 2)
+    with pytest.raises(ValueError, match=r"Conv2D: stride \(1, 2\) is not square"):
+        nn.Conv2d(1, 2, 3, stride=(1, 2))
+    with pytest.raises(ValueError, match=r"MaxPool2D: kernel_size \(2, 3\) is not square"):
+        nn.MaxPool2d((2, 3))
+    with pytest.raises(ValueError, match="Conv2D: padding must be a non-negative int"):
+        opgraph.conv2d(opgraph.tensor(x), conv.weight, padding=-1)
+
+
 def test_maxpool_flatten_embedding():
     x = opgraph.tensor(np.arange(2 * 3 * 4 * 4, dtype=np.float32).reshape(2, 3, 4, 4))
     y = nn.MaxPool2d(2)(x)
@@ -393,6 +410,21 @@ def test_save_rejects_objects_and_load_rejects_other_files(tmp_path):
     (tmp_path / "text.npz").write_text("not a zip")
     with pytest.raises(ValueError, match="not an opgraph .npz"):
         opgraph.load(tmp_path / "text.npz")
+
+
+def test_any_key_name_saves_and_bad_entries_are_named(tmp_path):
+    # numpy.savez takes its arrays as keyword arguments: "file" and "allow_pickle" collide
+    state = {"file": np.ones(2), "allow_pickle": np.arange(3), "a.b": np.zeros((1, 2))}
+    opgraph.save(state, tmp_path / "k.npz")
+    loaded = opgraph.load(tmp_path / "k.npz")
+    assert list(loaded) == list(state)
+    for k in state:
+        np.testing.assert_array_equal(loaded[k].numpy(), state[k])
+    np.savez(tmp_path / "obj.npz", w=np.array([{}], dtype=object))
+    with pytest.raises(ValueError, match="entry 'w' is not a plain numeric array"):
+        opgraph.load(tmp_path / "obj.npz")
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        opgraph.load(tmp_path / "missing.npz")
 
 
 def test_loading_a_file_of_the_wrong_model_raises_and_changes_nothing(tmp_path):

@@ -215,3 +215,40 @@ def test_the_optimizer_keeps_working_after_module_to(backend, make):
     assert model.weight.backend is backend
     for a, b in zip(moved, train(False)[0]):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("make", [lambda ps: optim.Adam(ps, lr=0.1, amsgrad=True),
+                                  lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9)])
+def test_state_dict_resumes_training_exactly(make):
+    """Stop after three steps, restore into a fresh optimizer, and the next steps agree."""
+    grads = _grads((3,), steps=6)
+    a = nn.Parameter(opgraph.tensor(np.ones(3), dtype=np.float64))
+    opt_a = make([a])
+    for g in grads[:3]:
+        a.grad = opgraph.tensor(g)
+        opt_a.step()
+    saved = opt_a.state_dict()
+    b = nn.Parameter(opgraph.tensor(a.numpy()))
+    opt_b = make([b])
+    opt_b.load_state_dict(saved)
+    for g in grads[3:]:
+        for p, opt in ((a, opt_a), (b, opt_b)):
+            p.grad = opgraph.tensor(g)
+            opt.step()
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert saved["param_groups"][0]["params"] == [0]
+
+
+def test_load_state_dict_checks_before_changing_anything():
+    p = nn.Parameter(opgraph.ones(2))
+    opt = optim.Adam([p], lr=0.1)
+    p.grad = opgraph.ones(2)
+    opt.step()
+    good = opt.state_dict()
+    other = optim.Adam([nn.Parameter(opgraph.ones(2)), nn.Parameter(opgraph.ones(2))])
+    with pytest.raises(ValueError, match="group 0 has 2 parameters, the state dict 1"):
+        other.load_state_dict(good)
+    wrong = optim.Adam([nn.Parameter(opgraph.ones(3))], lr=0.5)
+    with pytest.raises(ValueError, match=r"exp_avg of parameter 0 has shape \(2,\)"):
+        wrong.load_state_dict(good)
+    assert wrong.state == {} and wrong.param_groups[0]["lr"] == 0.5
