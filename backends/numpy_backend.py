@@ -104,7 +104,7 @@ class NumpyBackend(Backend):
         return np.broadcast_to(a, shape)
 
     def copy(self, a):
-        return np.ascontiguousarray(a).copy()
+        return np.array(a, order="C", copy=True)  # ascontiguousarray would make 0-d 1-d
 
     def cat(self, arrays, axis):
         return np.concatenate(arrays, axis=axis)

@@ -15,11 +15,12 @@ import opgraph as og
 
 def opgraph_step(sizes=(16, 32, 10), seed=0):
     rng = np.random.default_rng(seed)
-    w1 = og.tensor(rng.standard_normal(sizes[:2]) * 0.1, requires_grad=True)
-    b1 = og.tensor(np.zeros(sizes[1]), requires_grad=True, dtype=np.float32)
-    w2 = og.tensor(rng.standard_normal(sizes[1:]) * 0.1, requires_grad=True)
-    b2 = og.tensor(np.zeros(sizes[2]), requires_grad=True, dtype=np.float32)
-    x = og.tensor(rng.standard_normal((1, sizes[0])))
+    f32 = np.float32  # float32 throughout, as on the PyTorch side
+    w1 = og.tensor(rng.standard_normal(sizes[:2]) * 0.1, requires_grad=True, dtype=f32)
+    b1 = og.tensor(np.zeros(sizes[1]), requires_grad=True, dtype=f32)
+    w2 = og.tensor(rng.standard_normal(sizes[1:]) * 0.1, requires_grad=True, dtype=f32)
+    b2 = og.tensor(np.zeros(sizes[2]), requires_grad=True, dtype=f32)
+    x = og.tensor(rng.standard_normal((1, sizes[0])), dtype=f32)
     y = og.tensor([3])
     params = [w1, b1, w2, b2]
 

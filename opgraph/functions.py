@@ -13,28 +13,41 @@ from ops import shape as _sh
 from ops.einsum import einsum, einsum_path  # noqa: F401  (string and sublist forms)
 from ops.tropical import Semiring, register_semiring, tropical_einsum  # noqa: F401
 
+from .operation import normalize_axis
 from .tensor import Tensor, get_default_backend
 
 
 def _lift(x, like):
-    """A non-tensor operand as a constant tensor on `like`'s backend, in its float dtype
-    (so float32 * 2.0 stays float32); without a float partner the tensor() rules apply."""
+    """A non-tensor operand as a constant tensor on `like`'s backend, in its float dtype:
+    float32 * 2.0 and float32 + a float64 NumPy array stay float32 (constants take the
+    tensor's dtype); without a float partner the tensor() rules apply."""
     if isinstance(x, Tensor):
         return x
     if not isinstance(x, (bool, int, float, np.generic, np.ndarray, list, tuple)):
         raise TypeError(f"expected a Tensor, a number or a NumPy array, got {type(x).__name__}")
+    like = like if isinstance(like, Tensor) else None
     backend = like.backend if like is not None else get_default_backend()
     if like is not None and like.dtype.kind == "f":
         return Tensor._make(backend.asarray(np.asarray(x, dtype=like.dtype)), backend)
     return Tensor(x, backend=backend)
 
 
+def _float_like(x, like):
+    """An integer or bool tensor meeting a float one takes its dtype (torch's promotion:
+    float32 * int64 is float32); floats meeting floats promote as in NumPy."""
+    if like.dtype.kind == "f" and x.dtype.kind != "f":
+        return Tensor._make(x.backend.astype(x.data, like.dtype), x.backend)
+    return x
+
+
 def _pair(a, b):
+    if isinstance(a, Tensor) and isinstance(b, Tensor) and a.data.dtype == b.data.dtype:
+        return a, b  # the common case, kept fast: per-op overhead matters for small tensors
     if not isinstance(a, Tensor):
         a = _lift(a, b)
     if not isinstance(b, Tensor):
         b = _lift(b, a)
-    return a, b
+    return _float_like(a, b), _float_like(b, a)
 
 
 # ---- arithmetic
@@ -46,10 +59,9 @@ def neg(x): return _ew.Neg()(x)
 
 
 def pow(x, exponent):
-    """x ** exponent; a tensor exponent goes through exp(exponent · log x)."""
+    """x ** exponent, elementwise; the exponent is a number or a tensor (broadcasting)."""
     if isinstance(exponent, Tensor) or not isinstance(x, Tensor):
-        x, exponent = _pair(x, exponent)
-        return exp(exponent * log(x))
+        return _ew.PowTensor()(*_pair(x, exponent))
     if not isinstance(exponent, (int, float, np.integer, np.floating)):
         raise TypeError(f"Pow: exponent must be a number or a tensor, got {type(exponent).__name__}")
     return _ew.Pow(exponent)(x)
@@ -97,6 +109,9 @@ def to_backend(x, backend):
 def where(cond, x, y):
     """cond ? x : y elementwise, broadcasting; differentiable in x and y."""
     x, y = _pair(x, y)
+    if x.backend is not y.backend:
+        raise ValueError(f"Where: inputs live on different backends ({x.backend.name} and "
+                         f"{y.backend.name}); move one with .to()")
     cond = cond.data if isinstance(cond, Tensor) else x.backend.asarray(np.asarray(cond))
     if cond.dtype.kind != "b":
         cond = x.backend.binary("ne", cond, 0)
@@ -111,6 +126,12 @@ def matmul(a, b):
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"MatMul: scalar operands are not allowed (shapes {a.shape} and {b.shape});"
                          " use mul")
+    if a.ndim == 1 or b.ndim == 1:
+        k_a, k_b = a.shape[-1], b.shape[0 if b.ndim == 1 else -2]
+        if k_a != k_b:
+            raise ValueError(f"MatMul: shapes {a.shape} and {b.shape} are not aligned: "
+                             f"{k_a} (last dim of the first) != {k_b} (the second's "
+                             f"{'only' if b.ndim == 1 else 'second-to-last'} dim)")
     if a.ndim == 2 and b.ndim == 2:
         return _la.MatMul()(a, b)
     squeeze = []
@@ -160,38 +181,56 @@ def reshape(x, *shape): return _sh.Reshape(_shape_args(shape))(x)
 
 
 def transpose(x, *axes):
-    """Permute axes; no axes reverses them; two ints swap those two dims (torch style)."""
-    axes = _shape_args(axes)
+    """Permute axes: no axes reverses them, one tuple (or several ints) is a permutation
+    (NumPy), and exactly two ints swap those two dims (torch.transpose)."""
     if not axes:
         axes = tuple(reversed(range(x.ndim)))
-    elif len(axes) == 2 and x.ndim != 2:
-        i, j = (a % x.ndim for a in axes)
+    elif len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+        axes = tuple(axes[0])
+    elif len(axes) == 2:
+        i, j = (normalize_axis("Transpose", a, x.ndim) for a in axes)
         perm = list(range(x.ndim))
         perm[i], perm[j] = perm[j], perm[i]
         axes = tuple(perm)
     return _sh.Transpose(axes)(x)
 
 
+def permute(x, *axes):
+    """Permute axes (torch.permute): `axes` is a permutation, as ints or one tuple."""
+    return _sh.Transpose(_shape_args(axes))(x)
+
+
 def broadcast_to(x, *shape): return _sh.BroadcastTo(_shape_args(shape))(x)
 
 
 def flatten(x, start_dim=0, end_dim=-1):
-    start, end = start_dim % x.ndim, end_dim % x.ndim
-    shape = x.shape[:start] + (-1,) + x.shape[end + 1:]
-    return reshape(x, shape)
+    if x.ndim == 0:
+        return reshape(x, (1,))
+    start = normalize_axis("Flatten", start_dim, x.ndim)
+    end = normalize_axis("Flatten", end_dim, x.ndim)
+    if start > end:
+        raise ValueError(f"Flatten: start_dim {start_dim} comes after end_dim {end_dim} for a "
+                         f"tensor of shape {x.shape}")
+    size = 1
+    for n in x.shape[start:end + 1]:
+        size *= n
+    return reshape(x, x.shape[:start] + (size,) + x.shape[end + 1:])
 
 
 def squeeze(x, dim=None):
     if dim is None:
         return reshape(x, tuple(n for n in x.shape if n != 1))
-    dim = dim % x.ndim
-    if x.shape[dim] != 1:
+    dim = normalize_axis("Squeeze", dim, x.ndim)
+    if x.ndim == 0 or x.shape[dim] != 1:
         return x
     return reshape(x, x.shape[:dim] + x.shape[dim + 1:])
 
 
 def unsqueeze(x, dim):
-    dim = dim % (x.ndim + 1)
+    if not -x.ndim - 1 <= dim <= x.ndim:
+        raise ValueError(f"Unsqueeze: dim {dim} is out of range for a tensor of shape {x.shape} "
+                         f"(expected {-x.ndim - 1} <= dim <= {x.ndim})")
+    dim = normalize_axis("Unsqueeze", dim, x.ndim + 1)
     return reshape(x, x.shape[:dim] + (1,) + x.shape[dim:])
 
 
@@ -216,8 +255,10 @@ def index(x, key):
 
 def cat(tensors, dim=0):
     tensors = list(tensors)
-    like = next((t for t in tensors if isinstance(t, Tensor)), None)
-    return _sh.Cat(dim)(*[_lift(t, like) for t in tensors])
+    like = next((t for t in tensors if isinstance(t, Tensor) and t.dtype.kind == "f"),
+                next((t for t in tensors if isinstance(t, Tensor)), None))
+    tensors = [_lift(t, like) for t in tensors]
+    return _sh.Cat(dim)(*[_float_like(t, like) for t in tensors])
 
 
 def stack(tensors, dim=0):

@@ -53,7 +53,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
                                  inputs[i].backend) for i in wrt]
     for i, g in zip(wrt, analytic):
         x = inputs[i]
-        host = x.numpy().astype(np.float64)
+        host = np.array(x.numpy(), dtype=np.float64, order="C")  # flat is a view of it
         ga = g.numpy().reshape(host.shape)
         flat = host.reshape(-1)
         for j in range(flat.size):
@@ -72,7 +72,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
                 where = np.unravel_index(j, host.shape) if host.shape else ()
                 raise GradcheckError(
                     f"gradcheck: input {i} (shape {host.shape}) at index {tuple(map(int, where))}: "
-                    f"analytic {got!r} != numeric {numeric!r}")
+                    f"analytic {float(got)!r} != numeric {float(numeric)!r}")
         x.data = x.backend.asarray(host.copy())
     return True
 
@@ -92,5 +92,10 @@ def gradgradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
         chosen = [x for x in xs if isinstance(x, Tensor) and x.requires_grad]
         return tuple(grad(target, chosen, create_graph=True))
 
-    assert wrt, "gradgradcheck: no input requires grad"
-    return gradcheck(first_order, inputs, eps, atol, rtol, seed)
+    if not wrt:
+        raise ValueError("gradgradcheck: no input requires grad")
+    try:
+        return gradcheck(first_order, inputs, eps, atol, rtol, seed)
+    except GradcheckError as e:
+        raise GradcheckError(f"gradgradcheck (second order, the gradient of the gradient): "
+                             f"{str(e).removeprefix('gradcheck: ')}") from None

@@ -76,6 +76,10 @@ class Operation:
         return Tensor._make(array, self.backend)
 
     def _record(self, inputs):
+        if self._tape is not None:
+            raise RuntimeError(f"{self.name}: this op instance was already applied and recorded; "
+                               "create a new instance for each call (it saves what its backward "
+                               "needs on itself)")
         self._inputs = inputs
         self._seq = next(_sequence)
         self._tape = _tape.current_tape()
@@ -163,6 +167,12 @@ def broadcast_shapes(name, *shapes):
 
 
 def normalize_axis(name, axis, ndim):
-    if not -ndim <= axis < max(ndim, 1):
-        raise ValueError(f"{name}: dim {axis} is out of range for a tensor with {ndim} dims")
+    """`axis` in [0, ndim); a 0-d tensor accepts 0 and -1, as in torch."""
+    if isinstance(axis, bool) or not isinstance(axis, int) and not hasattr(axis, "__index__"):
+        raise TypeError(f"{name}: dim must be an int, got {type(axis).__name__} {axis!r}")
+    axis = int(axis)
+    low, high = (-1, 1) if ndim == 0 else (-ndim, ndim)
+    if not low <= axis < high:
+        raise ValueError(f"{name}: dim {axis} is out of range for a tensor with {ndim} dims "
+                         f"(expected {low} <= dim < {high})")
     return axis % ndim if ndim else 0

@@ -106,9 +106,11 @@ class no_grad:
     def __call__(self, fn):
         import functools
 
+        mode = type(self)
+
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            with no_grad():
+            with mode():
                 return fn(*args, **kwargs)
         return wrapper
 
@@ -137,8 +139,10 @@ class _set_recording(no_grad):
 # the reverse replay
 
 
-def _ops_to_replay(roots, tape):
-    """Ops the roots depend on, latest first (recording order is a topological order)."""
+def _ops_to_replay(roots, tape, targets=None):
+    """Ops the roots depend on, latest first (recording order is a topological order).
+    With `targets` (tensors), only the ops on a path from a root to a target: what
+    opgraph.grad needs; the rest of the graph is neither run nor released."""
     found = {}
     stack = [t.op for t in roots if t.op is not None]
     while stack:
@@ -155,7 +159,15 @@ def _ops_to_replay(roots, tape):
         for t in op._inputs:
             if t.op is not None and t.requires_grad:
                 stack.append(t.op)
-    return sorted(found.values(), key=lambda op: op._seq, reverse=True)
+    ops = sorted(found.values(), key=lambda op: op._seq)
+    if targets is not None:
+        target_ids = {id(t) for t in targets}
+        leads = set()  # ids of the ops from which a target can be reached
+        for op in ops:  # inputs come before the ops that use them
+            if any(id(t) in target_ids or id(t.op) in leads for t in op._inputs):
+                leads.add(id(op))
+        ops = [op for op in ops if id(op) in leads]
+    return ops[::-1]
 
 
 def _accumulate(grads, tensor, g):
@@ -176,14 +188,14 @@ def _replay(roots, root_grads, retain_graph, create_graph, tape=None, keep=()):
     kept = {}
     keep_ids = {id(t) for t in keep}
     with _set_recording(create_graph):
-        for op in _ops_to_replay(roots, tape):
+        for op in _ops_to_replay(roots, tape, targets=keep or None):
             out_grads = []
             for out in op.outputs:
                 entry = grads.pop(id(out), None) if out is not None else None
                 if entry is not None and keep_ids and id(out) in keep_ids:
                     kept[id(out)] = entry
                 out_grads.append(None if entry is None else entry[1])
-            if out_grads.count(None) == len(out_grads):
+            if all(g is None for g in out_grads):
                 continue
             if create_graph and op.once_differentiable:
                 raise RuntimeError(
@@ -200,6 +212,8 @@ def _replay(roots, root_grads, retain_graph, create_graph, tape=None, keep=()):
                 if g.data.shape != t.data.shape:
                     raise RuntimeError(f"{op.name}.backward returned a gradient of shape "
                                        f"{tuple(g.shape)} for an input of shape {tuple(t.shape)}")
+                if g.data.dtype != t.data.dtype:  # float32 + float64: each grad keeps its dtype
+                    g = g.astype(t.dtype)
                 _accumulate(grads, t, g)
             if not retain_graph:
                 op._release()
@@ -231,12 +245,18 @@ def backward(tensor, grad=None, retain_graph=False, create_graph=False):
     if not tensor.requires_grad:
         raise RuntimeError("backward: the tensor does not require grad (no input to it "
                            "requires grad, or it was computed under no_grad)")
+    from .tensor import Tensor
     seeds = _seed_grads([tensor], [grad])
     grads = _replay([tensor], seeds, retain_graph, create_graph)
     with _set_recording(create_graph):
         for t, g in grads.values():
             if t.op is None and t.requires_grad:
-                t.grad = g if t.grad is None else t.grad + g
+                if t.grad is not None:
+                    t.grad = t.grad + g
+                elif create_graph:
+                    t.grad = g
+                else:  # its own writable array: never a view shared with another .grad
+                    t.grad = Tensor._make(t.backend.copy(g.data), t.backend)
 
 
 def _as_list(x):
@@ -251,6 +271,10 @@ def grad(output, inputs, grad_output=None, retain_graph=False, create_graph=Fals
     from .tensor import Tensor
     outputs, inputs = _as_list(output), _as_list(inputs)
     grad_outputs = _as_list(grad_output) if grad_output is not None else [None] * len(outputs)
+    for what, ts in (("output", outputs), ("input", inputs)):
+        for i, t in enumerate(ts):
+            if not isinstance(t, Tensor):
+                raise TypeError(f"grad: {what} {i} is a {type(t).__name__}, not a Tensor")
     for i, t in enumerate(inputs):
         if not t.requires_grad:
             raise ValueError(f"grad: input {i} (shape {tuple(t.shape)}) does not require grad")

@@ -28,6 +28,9 @@ def _functions():
     return _api[0]
 
 
+_COMPARABLE = (int, float, bool, np.generic, np.ndarray, list, tuple)  # and Tensor, below
+
+
 def _check_requires_grad(dtype, requires_grad):
     if requires_grad and np.dtype(dtype).kind != "f":
         raise TypeError(f"tensor: only floating-point tensors can require grad, got dtype "
@@ -162,7 +165,17 @@ class Tensor:
     def __ge__(self, other): return _functions().compare("ge", self, other)
     def __lt__(self, other): return _functions().compare("lt", self, other)
     def __le__(self, other): return _functions().compare("le", self, other)
-    __hash__ = object.__hash__
+    def __eq__(self, other):
+        if not isinstance(other, _COMPARABLE):
+            return NotImplemented  # x == None, x in [..., "a"]: Python's identity fallback
+        return _functions().compare("eq", self, other)
+
+    def __ne__(self, other):
+        if not isinstance(other, _COMPARABLE):
+            return NotImplemented
+        return _functions().compare("ne", self, other)
+
+    __hash__ = object.__hash__  # by identity, as torch: usable in sets and as dict keys
 
     # ---- method forms of the functions
     def add(self, other): return _functions().add(self, other)
@@ -203,7 +216,7 @@ class Tensor:
     def expand(self, *shape): return _functions().broadcast_to(self, *shape)
     def broadcast_to(self, *shape): return _functions().broadcast_to(self, *shape)
     def transpose(self, *axes): return _functions().transpose(self, *axes)
-    def permute(self, *axes): return _functions().transpose(self, *axes)
+    def permute(self, *axes): return _functions().permute(self, *axes)
     def chunk(self, n, dim=0): return _functions().chunk(self, n, dim)
     def gather(self, dim, index): return _functions().gather(self, dim, index)
     def softmax(self, dim=-1): return _functions().softmax(self, dim)
@@ -219,6 +232,9 @@ class Tensor:
         return _functions().transpose(self, tuple(reversed(range(self.ndim))))
 
 
+_COMPARABLE = _COMPARABLE + (Tensor,)
+
+
 def _host_array(data, dtype):
     """Python/NumPy data as a NumPy array: floats default to float32 (the default
     dtype) unless they come as a float64 NumPy array; ints become int64."""
@@ -228,7 +244,11 @@ def _host_array(data, dtype):
         if data.dtype.kind in "fiub":
             return np.asarray(data, dtype=np.int64 if data.dtype.kind in "iu" else None)
         raise TypeError(f"tensor: unsupported dtype {data.dtype}")
-    a = np.asarray(data)
+    try:
+        a = np.asarray(data)
+    except ValueError as e:  # ragged nesting: [[1, 2], [3]]
+        raise ValueError(f"tensor: the nested sequences must form a rectangular array ({e})") \
+            from None
     if a.dtype.kind == "f":
         return a.astype(_default["dtype"])
     if a.dtype.kind in "iu":

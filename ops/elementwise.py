@@ -67,6 +67,23 @@ class Pow(Operation):
         return (grad * p * (x ** (p - 1) if p != 2 else x),)
 
 
+class PowTensor(_Binary):
+    """z = a^b elementwise (b a tensor, broadcasting);
+    da = dz · b · a^(b-1),  db = dz · a^b · log a  (0 where a = 0 and b >= 0, as torch)"""
+    kernel = "pow"
+
+    def backward(self, grad):
+        a, b = self.inputs
+        bk = self.backend
+        da = grad * b * a ** (b - 1)
+        # a^b is flat in b where a = 0 and b >= 0; keep log(0) out of the graph there
+        zero_base = bk.where(bk.binary("eq", a.data, 0), bk.binary("ge", b.data, 0), False)
+        one, zero = (self.constant(bk.full((), v, a.dtype)) for v in (1, 0))
+        log_a = Where(zero_base)(zero, Where(zero_base)(one, a).log())
+        db = grad * self.output * log_a
+        return sum_to_shape(da, a.shape), sum_to_shape(db, b.shape)
+
+
 class _Unary(Operation):
     kernel = None
 

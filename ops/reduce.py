@@ -7,11 +7,11 @@ from .shape import BroadcastTo, Reshape
 def _axes(name, dims, ndim):
     if dims is None:
         return tuple(range(ndim))
-    dims = (dims,) if isinstance(dims, int) else tuple(dims)
+    dims = tuple(dims) if isinstance(dims, (tuple, list)) else (dims,)
     axes = tuple(sorted({normalize_axis(name, d, ndim) for d in dims}))
     if len(axes) != len(dims):
         raise ValueError(f"{name}: repeated dim in {dims}")
-    return axes
+    return axes if ndim else ()  # a 0-d tensor's dim 0 / -1 is itself
 
 
 def _kept_shape(shape, axes):
@@ -35,7 +35,8 @@ class SumDim(Operation):
 
 
 class MeanDim(Operation):
-    """y = Σ x over dims / count;  dx = dy / count broadcast back to x.shape"""
+    """y = Σ x over dims / count (NaN for an empty reduction, as torch);
+    dx = dy / count broadcast back to x.shape"""
 
     def __init__(self, dims=None, keepdim=False):
         self.dims, self.keepdim = dims, keepdim
@@ -47,7 +48,9 @@ class MeanDim(Operation):
         for a in self.axes:
             self.count *= x.shape[a]
         total = self.backend.sum(x, self.axes, self.keepdim)
-        return self.backend.binary("div", total, max(self.count, 1))
+        if self.count == 0:
+            return self.backend.full(total.shape, float("nan"), total.dtype)
+        return self.backend.binary("div", total, self.count)
 
     def backward(self, grad):
         kept = Reshape(_kept_shape(self.in_shape, self.axes))(grad / max(self.count, 1))

@@ -156,7 +156,8 @@ class Cat(Operation):
 
 
 class Chunk(MultiOutputOperation):
-    """ys = x split into n chunks of size ceil(len/n) along dim (the last one smaller, as torch);
+    """ys = x split into n chunks of size ceil(len/n) along dim (the last one smaller, as torch;
+    n empty chunks of an empty dim);
     dx = cat(dy_i, dim) with zeros for the chunks whose gradient is unused"""
 
     def __init__(self, n, dim=0):
@@ -167,8 +168,11 @@ class Chunk(MultiOutputOperation):
     def forward(self, x):
         self.dim = normalize_axis(self.name, self.dim, len(x.shape))
         length = x.shape[self.dim]
-        size = -(-length // self.n) if length else 0
-        self.sizes = [min(size, length - s) for s in range(0, length, size)] if size else [0]
+        if length == 0:  # torch: n empty chunks
+            self.sizes = [0] * self.n
+        else:
+            size = -(-length // self.n)
+            self.sizes = [min(size, length - s) for s in range(0, length, size)]
         self.in_shape = x.shape
         return self.backend.split(x, self.sizes, self.dim)
 

@@ -264,3 +264,126 @@ def test_data_is_assignable_for_in_place_updates():
     (w * w).sum().backward()
     w.data = w.data - 0.5 * w.grad.data
     np.testing.assert_allclose(w.numpy(), [0, 0])
+
+
+def test_pow_with_a_tensor_exponent_handles_negative_and_zero_bases():
+    a = og.tensor([-2.0, 0.0, 3.0], dtype=np.float64, requires_grad=True)
+    b = og.tensor([2.0, 2.0, 0.5], dtype=np.float64, requires_grad=True)
+    y = a ** b
+    np.testing.assert_allclose(y.numpy(), [4.0, 0.0, np.sqrt(3.0)])
+    with np.errstate(invalid="ignore"):
+        y.sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), [-4.0, 0.0, 0.5 / np.sqrt(3.0)])
+    # d/db a^b = a^b log a: 0 at a = 0 (as torch), undefined (NaN) for a negative base
+    assert np.isnan(b.grad.numpy()[0])
+    np.testing.assert_allclose(b.grad.numpy()[1:], [0.0, np.sqrt(3.0) * np.log(3.0)])
+
+
+def test_grad_wrt_an_intermediate_leaves_the_graph_above_it_alone():
+    x = leaf([1.0, 2.0])
+    y = x * 2
+    z = (y * y).sum()
+    (gy,) = og.grad(z, [y])
+    np.testing.assert_allclose(gy.numpy(), 2 * y.numpy())
+    y.sum().backward()  # the op that made y was not needed, so not released
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 2.0])
+    # ...but an op both above y and on a path to x is used for x
+    x2 = leaf([3.0])
+    y2 = x2 * 2
+    gy2, gx2 = og.grad((y2 * x2).sum(), [y2, x2])
+    np.testing.assert_allclose([gy2.item(), gx2.item()], [3.0, 12.0])
+
+
+def test_leaf_grads_are_writable_and_not_shared():
+    a, b = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    g = og.tensor([1.0, 1.0], dtype=np.float64)
+    (a + b).backward(g)
+    assert a.grad is not b.grad and a.grad is not g
+    a.grad.data *= 0.5  # in-place gradient clipping, as torch users do
+    np.testing.assert_allclose(b.grad.numpy(), [1.0, 1.0])
+    np.testing.assert_allclose(g.numpy(), [1.0, 1.0])
+    x = leaf([[1.0, 2.0], [3.0, 4.0]])
+    x.sum().backward()  # the gradient of sum is a broadcast: .grad is still its own array
+    x.grad.data *= 0.0
+    np.testing.assert_array_equal(x.grad.numpy(), 0.0)
+
+
+def test_each_grad_keeps_its_tensors_dtype():
+    x32 = leaf([1.0, 2.0], dtype=np.float32)
+    y64 = leaf([3.0, 4.0])
+    out = x32 + y64
+    assert out.dtype == np.float64  # float32 with float64 promotes, as NumPy and torch
+    out.sum().backward()
+    assert x32.grad.dtype == np.float32 and y64.grad.dtype == np.float64
+    # an integer tensor meeting a float32 one does not promote it (torch's rule)
+    n = og.tensor([1, 2])
+    assert (x32 * n).dtype == np.float32
+    assert og.where(x32 > 1, x32, og.tensor([0, 0])).dtype == np.float32
+    assert og.cat([x32, n]).dtype == np.float32
+
+
+def test_an_op_instance_is_applied_once():
+    from ops.elementwise import Mul
+    a, b = leaf([1.0]), leaf([2.0])
+    op = Mul()
+    op(a, b)
+    with pytest.raises(RuntimeError, match="Mul: this op instance was already applied"):
+        op(a, b)
+
+
+def test_enable_grad_as_a_decorator_turns_recording_on():
+    x = leaf([1.0])
+
+    @og.enable_grad()
+    def inner():
+        return x * 2
+
+    with og.no_grad():
+        assert inner().requires_grad
+        assert not (x * 2).requires_grad
+
+
+def test_comparisons_are_elementwise_and_tensors_stay_hashable():
+    x = og.tensor([1.0, 2.0, 3.0])
+    np.testing.assert_array_equal((x == og.tensor([1.0, 0.0, 3.0])).numpy(), [True, False, True])
+    np.testing.assert_array_equal((x != 2).numpy(), [True, False, True])
+    assert int((x == x).astype(np.int64).sum().item()) == 3
+    assert (x == None) is False and x not in [None, "x"]  # noqa: E711
+    assert len({x, x, og.tensor([1.0])}) == 2
+
+
+def test_dims_of_a_0d_tensor_and_empty_reductions_as_torch():
+    s = og.tensor(3.0)
+    assert s.sum(0).item() == 3.0 and s.sum(-1).item() == 3.0
+    assert s.flatten().shape == (1,)
+    assert np.isnan(og.zeros(0).mean().item())
+    assert [c.shape for c in og.zeros(0, 3).chunk(3)] == [(0, 3)] * 3
+
+
+def test_transpose_two_ints_swap_and_permute_permutes():
+    x = og.zeros(2, 3)
+    assert x.transpose(0, 1).shape == (3, 2) and x.transpose(-1, -2).shape == (3, 2)
+    assert x.transpose((0, 1)).shape == (2, 3)  # one tuple: a permutation (NumPy)
+    assert x.permute(0, 1).shape == (2, 3) and x.permute(1, 0).shape == (3, 2)
+    assert og.zeros(2, 3, 4).transpose(0, 2).shape == (4, 3, 2)
+
+
+def test_gradcheck_perturbs_fortran_ordered_inputs():
+    x = og.tensor(np.asfortranarray(np.random.default_rng(0).random((2, 3))), requires_grad=True)
+    assert og.gradcheck(lambda a: (a * a).sum(), [x])
+
+
+def test_gradgradcheck_names_the_second_order():
+    class BadSquare(og.Operation):
+        """y = x²; dx = 2·x·dy, written with a wrong second derivative"""
+        def forward(self, x):
+            return self.backend.binary("mul", x, x)
+
+        def backward(self, grad):
+            (x,) = self.inputs
+            return (grad * 2 * x.detach() + 0 * x,)  # detach: the second order is lost
+
+    x = leaf([1.0, 2.0])
+    assert og.gradcheck(lambda a: BadSquare()(a), [x])
+    with pytest.raises(og.GradcheckError, match=r"gradgradcheck \(second order"):
+        og.gradgradcheck(lambda a: BadSquare()(a), [x])

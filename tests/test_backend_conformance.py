@@ -229,6 +229,10 @@ def test_copy_is_independent(backend, rng):
     c = backend.copy(a)
     same(backend, backend.binary("add", c, 1.0), x + 1.0, exact=True)
     same(backend, a, x, exact=True)
+    for shape in [(), (0, 2), (1,)]:  # a 0-d copy stays 0-d
+        z = np.full(shape, 2.5)
+        assert tuple(backend.copy(backend.asarray(z)).shape) == shape
+        same(backend, backend.copy(backend.asarray(z)), z, exact=True)
 
 
 @pytest.mark.parametrize("axis", [0, 1, -1])

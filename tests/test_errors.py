@@ -98,3 +98,28 @@ def test_cat_and_conv_and_pool_errors():
 def test_pow_with_a_bad_exponent():
     with pytest.raises(TypeError, match=r"Pow: exponent must be a number or a tensor"):
         og.pow(t(2), "2")
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: og.zeros(2, 3, 4).transpose(0, 5), r"Transpose: dim 5 is out of range for a tensor with 3 dims"),
+    (lambda: og.zeros(2, 3).squeeze(5), r"Squeeze: dim 5 is out of range"),
+    (lambda: og.zeros(2, 3).unsqueeze(7), r"Unsqueeze: dim 7 is out of range for a tensor of shape \(2, 3\)"),
+    (lambda: og.zeros(2, 3).flatten(3), r"Flatten: dim 3 is out of range"),
+    (lambda: og.zeros(2, 3).sum(2), r"SumDim: dim 2 is out of range"),
+    (lambda: og.matmul(og.zeros(3), og.zeros(4)), r"MatMul: shapes \(3,\) and \(4,\) are not aligned"),
+])
+def test_bad_dims_and_vector_shapes_are_named(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_non_tensor_arguments():
+    with pytest.raises(TypeError, match="SumDim: dim must be an int, got float"):
+        og.zeros(2, 3).sum(1.5)
+    with pytest.raises(TypeError, match="grad: input 0 is a float, not a Tensor"):
+        og.grad((og.ones(1, requires_grad=True) * 2).sum(), [3.0])
+    with pytest.raises(ValueError, match="tensor: the nested sequences must form a rectangular"):
+        og.tensor([[1, 2], [3]])
+    # plain numbers on both sides make tensors on the default backend
+    assert og.add(1.0, 2.0).item() == 3.0
+    np.testing.assert_array_equal(og.where(og.tensor([True, False]), 1.0, 2.0).numpy(), [1.0, 2.0])
