@@ -241,14 +241,33 @@ def split_args(name, subscripts, operands):
         raise ValueError(f"{name}: no operands given")
     ops, sublists = args[0::2], args[1::2]
     for k, sl in enumerate(sublists):
-        if not isinstance(sl, (list, tuple)):
+        if not _is_sublist(sl):
             raise ValueError(f"{name}: in the sublist form every operand must be followed by a "
                              f"list of integer labels; operand {k} is followed by "
-                             f"{type(sl).__name__}")
-    if out is not None and not isinstance(out, (list, tuple)):
+                             f"{type(sl).__name__} (arguments: {_describe_args(args, out)})")
+    if out is not None and not _is_sublist(out):
         raise ValueError(f"{name}: the output sublist must be a list of labels, got "
-                         f"{type(out).__name__}")
-    return (tuple(tuple(s) for s in sublists), None if out is None else tuple(out)), ops
+                         f"{type(out).__name__} (arguments: {_describe_args(args, out)}; "
+                         "each operand needs its own sublist)")
+    return (tuple(tuple(_labels(s)) for s in sublists),
+            None if out is None else tuple(_labels(out))), ops
+
+
+def _is_sublist(x):
+    """A sequence of labels: list, tuple, range, 1-D NumPy int array (labels checked later)."""
+    if isinstance(x, np.ndarray):
+        return x.ndim == 1 and (x.dtype.kind in "iu" or x.size == 0)
+    return isinstance(x, (list, tuple, range))
+
+
+def _labels(x):
+    return x.tolist() if isinstance(x, np.ndarray) else list(x)
+
+
+def _describe_args(args, out):
+    parts = [f"tensor{tuple(a.shape)}" if hasattr(a, "shape") and not isinstance(a, (list, tuple))
+             else repr(a) for a in args + ([out] if out is not None else [])]
+    return ", ".join(parts)
 
 
 # =========================================================================== contraction paths
@@ -406,40 +425,54 @@ def optimal_path(sets, output, sizes, max_operands=14):
     return path
 
 
-def _numpy_path(sets, output, sizes, kind):
-    """numpy.einsum_path on shapes only (zero-stride dummy operands)."""
+def _numpy_path(sets, output, sizes, kind="greedy", memory_limit=None):
+    """numpy.einsum_path's path of `kind`, on shapes only (zero-stride dummy operands)."""
     labels = sorted(set().union(*sets) | set(output), key=repr)
     letter = {label: _LETTERS[i] for i, label in enumerate(labels)}
     order = [sorted(s, key=repr) for s in sets]
     expr = ",".join("".join(letter[x] for x in s) for s in order)
     expr += "->" + "".join(letter[x] for x in sorted(output, key=repr))
     dummies = [np.broadcast_to(np.zeros(()), tuple(sizes[x] for x in s)) for s in order]
-    opt = "greedy" if kind == "greedy" else ("optimal", 1 << 62)
+    opt = (kind, 1 << 62 if memory_limit is None else memory_limit) if kind == "optimal" \
+        else kind if memory_limit is None else (kind, memory_limit)
     path = np.einsum_path(expr, *dummies, optimize=opt)[0][1:]
-    return [tuple(int(i) for i in step) for step in path]
+    steps = [tuple(int(i) for i in step) for step in path]
+    if any(len(step) > 2 for step in steps):  # numpy gave up on pairs under the limit
+        return greedy_path(sets, output, sizes, memory_limit)
+    return steps
 
 
 def find_path(sets, output, sizes, optimize):
-    """A list of steps (tuples of positions, einsum_path convention) for `optimize`."""
+    """A list of steps (tuples of positions, einsum_path convention) for `optimize`:
+    "greedy" (or True), "optimal", False (left to right), ("greedy" | "optimal",
+    memory_limit) as numpy.einsum, or an explicit list of pairs."""
     n = len(sets)
     if n <= 1:
         return []
     if optimize is False or optimize is None:
-        return [(0, 1)] * (n - 1)
+        # each result goes to the end of the list: pair the first operand with it
+        return [(0, 1)] + [(0, n - 1 - s) for s in range(1, n - 1)]
     if optimize is True:
         optimize = "greedy"
+    memory_limit = None
+    if (isinstance(optimize, (tuple, list)) and len(optimize) == 2
+            and isinstance(optimize[0], str) and optimize[0] != "einsum_path"):
+        optimize, memory_limit = optimize
+        if isinstance(memory_limit, bool) or not isinstance(memory_limit, (int, float)):
+            raise ValueError(f"einsum: optimize=({optimize!r}, {memory_limit!r}): the memory "
+                             "limit must be a number of elements")
     if isinstance(optimize, str):
         if optimize not in ("greedy", "optimal"):
             raise ValueError(f"einsum: unknown optimize={optimize!r}; expected 'greedy', "
                              "'optimal', False or a list of pairs")
         if n == 2:
             return [(0, 1)]
+        if optimize == "optimal":  # exact, and far faster than numpy's brute force
+            return optimal_path(sets, output, sizes)
         labels = set().union(*sets) | set(output)
         if len(labels) <= len(_LETTERS):
-            return _numpy_path(sets, output, sizes, optimize)
-        if optimize == "greedy":
-            return greedy_path(sets, output, sizes)
-        return optimal_path(sets, output, sizes)
+            return _numpy_path(sets, output, sizes, "greedy", memory_limit)
+        return greedy_path(sets, output, sizes, memory_limit)
     steps = list(optimize)
     if steps and steps[0] == "einsum_path":
         steps = steps[1:]
@@ -447,7 +480,7 @@ def find_path(sets, output, sizes, optimize):
     for step in steps:
         try:
             out.append(tuple(int(i) for i in step))
-        except TypeError:
+        except (TypeError, ValueError):
             raise ValueError(f"einsum: explicit path step {step!r} is not a tuple of operand "
                              "positions") from None
     return out
