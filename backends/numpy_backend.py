@@ -161,25 +161,33 @@ class NumpyBackend(Backend):
         return np.matmul(a, b)
 
     def tropical_matmul(self, a, b, semiring):
+        # Blocked so that memory stays O(n·m + block) for any k: a candidate block is
+        # (rows, k-block, m); rows are tiled too when n·m alone exceeds the budget.
         combine, better, identity = _SEMIRING[semiring]
+        pick_best = np.argmin if better is np.less else np.argmax
         batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
         n, k, m = a.shape[-2], a.shape[-1], b.shape[-1]
         dtype = np.result_type(a, b)
         best = np.full(batch + (n, m), identity, dtype=dtype)
         arg = np.zeros(batch + (n, m), dtype=np.int64)
-        slab = max(1, int(np.prod(batch, dtype=np.int64)) * n * m)
-        block = max(1, min(k, self.tropical_block_elements // slab))
-        for start in range(0, k, block):
-            stop = min(k, start + block)
-            cand = combine(a[..., :, start:stop, None], b[..., None, start:stop, :])
-            pick = (np.argmin if better is np.less else np.argmax)(cand, axis=-2)
-            value = np.take_along_axis(cand, pick[..., None, :], axis=-2)[..., 0, :]
-            # strict comparison keeps the earlier (lower) index on ties across blocks
-            won = better(value, best)
-            if start == 0:
-                won |= ~better(best, value)  # first block wins even against an all-identity row
-            best = np.where(won, value, best)
-            arg = np.where(won, pick + start, arg)
+        budget = self.tropical_block_elements
+        per_row = max(1, int(np.prod(batch, dtype=np.int64)) * m)
+        rows = max(1, min(n, budget // (per_row * max(1, min(k, 16)))))
+        block = max(1, min(k, budget // (per_row * rows)))
+        for r0 in range(0, n, rows):
+            r1 = min(n, r0 + rows)
+            tile_best, tile_arg = best[..., r0:r1, :], arg[..., r0:r1, :]  # views: updated in place
+            for start in range(0, k, block):
+                stop = min(k, start + block)
+                cand = combine(a[..., r0:r1, start:stop, None], b[..., None, start:stop, :])
+                pick = pick_best(cand, axis=-2)  # the first (lowest) winner within the block
+                value = np.take_along_axis(cand, pick[..., None, :], axis=-2)[..., 0, :]
+                # strict comparison keeps the earlier (lower) index on ties across blocks
+                won = better(value, tile_best)
+                if start == 0:
+                    won |= ~better(tile_best, value)  # first block wins even an all-identity row
+                np.copyto(tile_best, value, where=won)
+                np.copyto(tile_arg, pick + start, where=won)
         return best, arg
 
     # ---- convolution and pooling

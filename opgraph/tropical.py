@@ -344,18 +344,28 @@ def contraction_plan(labels, output=(), method="auto", sizes=None, max_intermedi
         graph.remove_nodes_from(list(output))
         best = None
 
-        def consider(g, m, name):
-            nonlocal best
+        def candidate(g, m, name):
             order_m, _ = elimination_order(g, m)
             path_m = path_from_elimination_order(labels, order_m, sizes, output)
             largest, cost = simulate_path(labels, path_m, sizes, output)
             # cheapest wins (time goes with the cost); above 2^24 entries memory decides
-            key = (max(largest, 2 ** 24), cost)
-            if best is None or key < best[0]:
-                best = (key, path_m, order_m, name)
+            return (max(largest, 2 ** 24), cost), path_m, order_m, name, largest
 
-        for m in (["min_fill", "min_degree"] if method == "auto" else [method]):
-            consider(graph, m, m)
+        def consider(found):
+            nonlocal best
+            if best is None or found[0] < best[0]:  # ties keep the earlier candidate
+                best = found[:4]
+
+        if method == "auto":
+            # min-degree is fast; min-fill is quadratic (minutes on 10^4 vertices): skip it
+            # when min-degree's order is so far over the limit (twice its bits) that no
+            # heuristic rescues the contraction, and refuse quickly
+            by_degree = candidate(graph, "min_degree", "min_degree")
+            if max_intermediate is None or by_degree[4] <= max_intermediate ** 2:
+                consider(candidate(graph, "min_fill", "min_fill"))
+            consider(by_degree)
+        else:
+            consider(candidate(graph, method, method))
         if method == "auto":
             # the heuristics break ties by vertex order: when the contraction will be
             # expensive, rerun min-fill on a few shuffled copies (seeded: deterministic)
@@ -368,7 +378,7 @@ def contraction_plan(labels, output=(), method="auto", sizes=None, max_intermedi
                 shuffled = graph.__class__()
                 shuffled.add_nodes_from(nodes)
                 shuffled.add_edges_from(graph.edges())
-                consider(shuffled, "min_fill", "min_fill (shuffled)")
+                consider(candidate(shuffled, "min_fill", "min_fill (shuffled)"))
         _, path, order, name = best
     else:
         raise ValueError(f"contraction_plan: unknown method {method!r}; expected one of "
@@ -400,10 +410,13 @@ MAX_INTERMEDIATE = 2 ** 27   # entries (1 GiB of float64): refuse larger contrac
 def _check_size(plan, limit, problem):
     if limit is not None and plan.largest_intermediate > limit:
         gib = plan.largest_intermediate * 8 / 2 ** 30
+        gib = f"{gib:.1f} GiB" if gib < 1e6 else f"2^{math.log2(gib):.0f} GiB"
         raise MemoryError(f"{problem}: the best contraction order found ({plan.method}) needs an "
-                          f"intermediate of 2^{plan.width:g} entries ({gib:.1f} GiB of float64), "
+                          f"intermediate of 2^{plan.width:g} entries ({gib} of float64), "
                           f"above max_intermediate=2^{math.log2(limit):g}; the graph's treewidth "
-                          f"is too large (pass a larger max_intermediate to try anyway)")
+                          f"is too large (tensor networks suit sparse graphs: a dense or complete "
+                          f"graph of n vertices has treewidth n - 1; pass a larger "
+                          f"max_intermediate to try anyway)")
 
 
 def _contract(params, pattern, constants, labels, plan, semiring, backend):
@@ -495,12 +508,18 @@ def _per_edge(values, edges, default, what, problem):
     if isinstance(values, Mapping):
         out = []
         used = set()
+        edge_set = set(edges)
         for u, v in edges:
-            key = (u, v) if (u, v) in values else (v, u) if (v, u) in values else None
-            if key is None:
+            # (v, u) names this edge too, unless it is an edge of its own (a directed graph)
+            keys = [k for k in ((u, v), (v, u)) if k in values and (k == (u, v) or k not in edge_set)]
+            if not keys:
                 raise ValueError(f"{problem}: {what} has no entry for edge {(u, v)!r}")
-            used.add(key)
-            out.append(_real(values[key], f"{what}[{key!r}]", problem))
+            found = [_real(values[k], f"{what}[{k!r}]", problem) for k in keys]
+            if len(set(found)) > 1:
+                raise ValueError(f"{problem}: {what} gives edge {(u, v)!r} in both orientations "
+                                 f"with different values ({found[0]!r} and {found[1]!r})")
+            used.update(keys)
+            out.append(found[0])
         extra = [k for k in values if k not in used]
         if extra:
             raise ValueError(f"{problem}: {what} has an entry for {extra[0]!r}, which is not an "

@@ -266,12 +266,12 @@ class TropicalEinsum(Operation):
         arrays = [a if a.dtype.kind == "f" else backend.astype(a, np.float64) for a in arrays]
         if sr.nonnegative:
             for k, a in enumerate(arrays):
-                if 0 not in a.shape and float(backend.to_numpy(backend.min(a))) < 0:
-                    low = float(backend.to_numpy(backend.min(a)))
+                low = float(backend.to_numpy(backend.min(a))) if 0 not in a.shape else 0.0
+                if not low >= 0:  # NaN fails this too (min propagates NaN)
                     raise ValueError(
                         f"tropical_einsum({plan.spec.text!r}, semiring={sr.name!r}): operand "
-                        f"{k} (shape {tuple(a.shape)}) has negative entries (minimum {low}); "
-                        f"{sr.name} needs inputs >= 0")
+                        f"{k} (shape {tuple(a.shape)}) has negative or NaN entries (minimum "
+                        f"{low}); {sr.name} needs inputs >= 0")
         nodes, args = [], []
         for step, a in zip(plan.preps, arrays):
             value, arg = _unary_forward(backend, step, a, sr)

@@ -263,8 +263,8 @@ def test_numpy_tropical_matmul_is_blocked(semiring, monkeypatch):
     ref_c, ref_arg = _brute_matmul(a, b, semiring)
     np.testing.assert_array_equal(c, ref_c)
     np.testing.assert_array_equal(arg, ref_arg)
-    assert max(largest) <= 12  # one k-slice of the (3, 4) result at a time, not (3, 11, 4)
-    assert len(largest) == 11
+    assert max(largest) <= 12  # candidate blocks of at most 12 entries, never (3, 11, 4)
+    assert sum(largest) == 3 * 11 * 4  # every (row, k, column) candidate is formed exactly once
 
 
 def test_generic_kernel_matches_builtin(backend):

@@ -18,6 +18,18 @@ def add_common_arguments(parser):
                              "pip install 'opgraph[plot]')")
 
 
+def seed(text):
+    """argparse type: a non-negative integer seed."""
+    import argparse
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer seed") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a seed must be >= 0, got {value}")
+    return value
+
+
 def fail(message, code=1):
     print(f"error: {message}", file=sys.stderr)
     return code
@@ -43,6 +55,12 @@ def check_plot_available(args):
     except ImportError:
         return fail("--plot needs matplotlib, which is not installed "
                     "(pip install 'opgraph[plot]')")
+    from matplotlib.figure import Figure
+    kinds = Figure().canvas.get_supported_filetypes()
+    ext = args.plot.rsplit(".", 1)[-1].lower() if "." in args.plot else ""
+    if ext not in kinds:
+        return fail(f"--plot {args.plot!r}: unsupported image format {ext!r} "
+                    f"(use one of {', '.join(sorted(kinds))})", 2)
     return None
 
 
@@ -92,9 +110,9 @@ def draw(graph, path, colors, title, edge_colors=None, edge_styles=None):
     ax.set_axis_off()
     try:
         fig.savefig(path, dpi=100, bbox_inches="tight")
-    except OSError as e:
+    except (OSError, ValueError) as e:
         plt.close(fig)
-        return fail(f"cannot write the plot to {path!r}: {e.strerror or e}")
+        return fail(f"cannot write the plot to {path!r}: {getattr(e, 'strerror', None) or e}")
     plt.close(fig)
     print(f"plot: {path}")
     return None

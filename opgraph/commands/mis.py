@@ -2,13 +2,13 @@
 tropical tensor network; the configuration is the gradient w.r.t. the vertex weights."""
 import time
 
-from ._solver_cli import (add_common_arguments, check_plot_available, describe, draw, fail,
+from ._solver_cli import (add_common_arguments, seed, check_plot_available, describe, draw, fail,
                           load_graph, node_list, print_contraction)
 
 
 def add_arguments(parser):
     add_common_arguments(parser)
-    parser.add_argument("--random-weights", type=int, metavar="SEED", default=None,
+    parser.add_argument("--random-weights", type=seed, metavar="SEED", default=None,
                         help="integer vertex weights drawn uniformly from 1..9 with this seed "
                              "(default: every weight is 1)")
 

@@ -2,13 +2,13 @@
 tropical tensor network; the spins are the gradient of the energy w.r.t. the fields."""
 import time
 
-from ._solver_cli import (add_common_arguments, check_plot_available, describe, draw, fail,
+from ._solver_cli import (add_common_arguments, seed, check_plot_available, describe, draw, fail,
                           load_graph, node_list, print_contraction)
 
 
 def add_arguments(parser):
     add_common_arguments(parser)
-    parser.add_argument("--random-couplings", type=int, metavar="SEED", default=None,
+    parser.add_argument("--random-couplings", type=seed, metavar="SEED", default=None,
                         help="couplings J = ±1 drawn uniformly with this seed (default: J = 1 on "
                              "every edge, or the third column of an edge-list file)")
     parser.add_argument("--field", type=float, default=0.0, metavar="H",
