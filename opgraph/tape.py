@@ -71,8 +71,12 @@ class Tape:
         return grad(target, sources, grad_output, retain_graph, create_graph, tape=self)
 
     def __str__(self):
-        lines = [f"Tape with {len(self.ops)} ops:"]
-        for i, op in enumerate(self.ops):
+        ops = self.ops
+        released = any((op := r()) is None or op._released for r in self._refs)
+        note = (" (not listed: ops released by backward, or freed with their tensors; "
+                "backward(retain_graph=True) keeps them)") if released else ""
+        lines = [f"Tape with {len(ops)} ops{note}:"]
+        for i, op in enumerate(ops):
             ins = ", ".join(str(tuple(t.shape)) for t in op.inputs)
             outs = ", ".join(str(tuple(t.shape)) for t in op.outputs if t is not None)
             lines.append(f"  {i:3d}  {op.name:<16s} ({ins}) -> {outs}")
@@ -80,6 +84,9 @@ class Tape:
 
     def print(self):
         print(str(self))
+
+    def __repr__(self):
+        return f"<Tape: {len(self.ops)} ops>"
 
 
 _state = _State()

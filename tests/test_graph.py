@@ -141,6 +141,9 @@ def test_tape_print_lists_each_op_with_shapes(capsys):
     assert "MatMul" in lines[1] and "(2, 3), (3, 4)" in lines[1] and "-> (2, 4)" in lines[1]
     assert "SumDim" in lines[2] and "-> ()" in lines[2]
     assert str(tape) == "\n".join(lines)
+    out.backward()  # the replay releases what it used, and the view says why it is empty
+    assert str(tape).startswith("Tape with 0 ops (not listed: ops released by backward")
+    assert repr(tape) == "<Tape: 0 ops>"
 
 
 def test_graph_of_a_cnn_has_every_parameter():

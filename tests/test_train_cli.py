@@ -69,9 +69,9 @@ def test_mlp_with_sgd_and_curves(tmp_path, capsys):
 def test_plot_without_matplotlib_says_how_to_get_it(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(train_cmd, "_check_matplotlib", lambda: False)
     rc = main(["train", "--epochs", "1", "--plot", str(tmp_path / "c.png"), "--out", ""])
-    out = capsys.readouterr().out
-    assert rc == 2 and "pip install 'opgraph[plot]'" in out
-    assert "test accuracy" not in out        # it stops before training
+    captured = capsys.readouterr()
+    assert rc == 2 and "pip install 'opgraph[plot]'" in captured.err
+    assert "test accuracy" not in captured.out        # it stops before training
 
 
 def _learnable_mnist(directory, n_train=300, n_test=100, size=12, seed=0):
@@ -98,15 +98,15 @@ def test_train_on_mnist_idx_files(tmp_path, capsys):
 
 def test_bad_data_path_is_a_clear_error(tmp_path, capsys):
     rc = main(["train", "--data", str(tmp_path / "nowhere"), "--out", ""])
-    assert rc == 2 and "not a directory" in capsys.readouterr().out
+    assert rc == 2 and "not a directory" in capsys.readouterr().err
     (tmp_path / "train-images-idx3-ubyte").write_text("not idx")
     rc = main(["train", "--data", str(tmp_path), "--out", ""])
-    assert rc == 2 and "is not an IDX file" in capsys.readouterr().out
+    assert rc == 2 and "is not an IDX file" in capsys.readouterr().err
 
 
 def test_bad_numbers_are_rejected(capsys):
     assert main(["train", "--epochs", "0", "--out", ""]) == 2
-    assert "--epochs" in capsys.readouterr().out
+    assert "--epochs" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train", "--backend", "tpu"])
 
@@ -117,9 +117,9 @@ def test_an_unavailable_backend_is_a_clear_error(monkeypatch, capsys):
 
     monkeypatch.setattr(opgraph, "set_default_backend", unavailable)
     assert main(["train", "--backend", "cuda", "--out", ""]) == 2
-    assert "error: backend 'cuda' is unavailable: no GPU here" in capsys.readouterr().out
+    assert "error: backend 'cuda' is unavailable: no GPU here" in capsys.readouterr().err
     assert main(["demo", "--backend", "cuda"]) == 2
-    assert "unavailable" in capsys.readouterr().out
+    assert "unavailable" in capsys.readouterr().err
 
 
 def test_train_on_another_backend_agrees_with_numpy(backend, capsys):

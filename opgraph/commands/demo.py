@@ -1,7 +1,6 @@
 """`python -m opgraph demo`: a small graph, run forward and backward; prints the
 values, the gradients and what the tape recorded."""
-
-
+import sys
 def add_arguments(parser):
     parser.add_argument("--backend", choices=["numpy", "numba", "cuda"], default=None,
                         help="backend to run on (default: the default backend, numpy)")
@@ -14,7 +13,7 @@ def run(args):
         try:
             opgraph.set_default_backend(args.backend)
         except (RuntimeError, ImportError) as e:
-            print(f"error: {e}")
+            print(f"error: {e}", file=sys.stderr)
             return 2
     with opgraph.Tape() as tape:
         x = opgraph.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)

@@ -1,6 +1,7 @@
 """`python -m opgraph graph`: draw the forward graph of a model (or, with
 --backward, the gradient flow) as a PNG/SVG, or as Graphviz text (.dot)."""
 import os
+import sys
 
 
 def add_arguments(parser):
@@ -27,7 +28,7 @@ def run(args):
             import matplotlib  # noqa: F401
         except ImportError:
             print("error: drawing needs matplotlib, which is not installed: pip install "
-                  "'opgraph[plot]' (or write Graphviz text with --out graph.dot)")
+                  "'opgraph[plot]' (or write Graphviz text with --out graph.dot)", file=sys.stderr)
             return 2
     (x, y), _ = load_digits()
     nn.manual_seed(0)

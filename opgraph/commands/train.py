@@ -1,6 +1,7 @@
 """`python -m opgraph train`: train a small CNN (or MLP) on the bundled digits
 (or on MNIST IDX files with --data), show a progress bar, print the test
 accuracy, save the weights and optionally plot the curves."""
+import sys
 import time
 
 import numpy as np
@@ -116,22 +117,22 @@ def run(args):
 
     if args.plot and not _check_matplotlib():
         print("error: --plot needs matplotlib, which is not installed: "
-              "pip install 'opgraph[plot]' (or pip install matplotlib)")
+              "pip install 'opgraph[plot]' (or pip install matplotlib)", file=sys.stderr)
         return 2
     if args.epochs < 1 or args.batch_size < 1 or args.lr <= 0:
-        print("error: --epochs and --batch-size must be >= 1 and --lr > 0")
+        print("error: --epochs and --batch-size must be >= 1 and --lr > 0", file=sys.stderr)
         return 2
     if args.backend is not None:
         try:
             opgraph.set_default_backend(args.backend)
         except (RuntimeError, ImportError) as e:
-            print(f"error: {e}")
+            print(f"error: {e}", file=sys.stderr)
             return 2
     backend = opgraph.get_default_backend()
     try:
         ((x_train, y_train), (x_test, y_test)), source = load_data(args.data)
     except (OSError, ValueError) as e:
-        print(f"error: {e}")
+        print(f"error: {e}", file=sys.stderr)
         return 2
     if args.subset is not None:
         x_train, y_train = x_train[:args.subset], y_train[:args.subset]
