@@ -1,5 +1,5 @@
 """Pluggable array backends: `get("numpy" | "numba" | "cuda")`."""
-from .base import Backend, UNARY_OPS, BINARY_OPS, SEMIRINGS
+from .base import Backend, UNARY_OPS, BINARY_OPS, SEMIRINGS, ACTIVATIONS
 from .numpy_backend import NumpyBackend
 
 _instances = {}

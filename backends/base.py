@@ -18,6 +18,7 @@ UNARY_OPS = ("neg", "exp", "log", "sin", "cos", "sqrt", "rsqrt", "relu",
 BINARY_OPS = ("add", "sub", "mul", "div", "pow", "maximum", "minimum",
               "gt", "ge", "lt", "le", "eq", "ne")
 SEMIRINGS = ("max_plus", "min_plus", "max_mul")
+ACTIVATIONS = ("sigmoid", "tanh", "silu")  # activation_grad's ops
 
 
 class Backend(ABC):
@@ -183,3 +184,44 @@ class Backend(ABC):
     @abstractmethod
     def log_softmax(self, a, axis):
         """a - max - log(sum(exp(a - max))), along `axis`."""
+
+    # ---- fused loss and activation gradients ---------------------------------
+    # Defaults built from the kernels above, so a new backend gets them for free;
+    # a compiled backend overrides them with one pass over the data.
+    def cross_entropy(self, logits, targets):
+        """For logits (N, C) and int targets (N,) in range: (loss, top, logsum), each (N,):
+        top[n] = max_c logits[n, c], logsum[n] = log Σ_c exp(logits[n, c] - top[n]) and
+        loss[n] = top[n] + logsum[n] - logits[n, targets[n]]. (top and logsum stay apart:
+        their float32 sum would lose the digits that softmax needs at logits of 1e4.)"""
+        n = logits.shape[0]
+        top = self.max(logits, axis=1, keepdims=True)
+        logsum = self.unary("log", self.sum(self.unary("exp", self.binary("sub", logits, top)), (1,)))
+        top = self.reshape(top, (n,))
+        picked = self.reshape(self.gather(logits, 1, self.reshape(targets, (n, 1))), (n,))
+        return self.binary("add", self.binary("sub", top, picked), logsum), top, logsum
+
+    def cross_entropy_grad(self, logits, targets, top, logsum, scale):
+        """scale · (softmax(logits) - onehot(targets)) from cross_entropy's top and logsum:
+        the gradient of scale · Σ_n loss[n]; `scale` is a number or a 0-d array."""
+        n, c = logits.shape
+        shifted = self.binary("sub", self.binary("sub", logits, self.reshape(top, (n, 1))),
+                              self.reshape(logsum, (n, 1)))
+        p = self.unary("exp", shifted)
+        hit = self.binary("eq", self.arange(c, targets.dtype), self.reshape(targets, (n, 1)))
+        return self.binary("mul", self.binary("sub", p, self.astype(hit, p.dtype)), scale)
+
+    def activation_grad(self, op, saved, grad):
+        """grad · f'(x) for op in ACTIVATIONS, from what the forward keeps: saved = y = f(x)
+        for sigmoid (f' = y(1 - y)) and tanh (f' = 1 - y²), saved = x for silu
+        (f' = σ(x)(1 + x(1 - σ(x))))."""
+        if op == "sigmoid":
+            slope = self.binary("mul", saved, self.binary("sub", 1.0, saved))
+        elif op == "tanh":
+            slope = self.binary("sub", 1.0, self.binary("mul", saved, saved))
+        elif op == "silu":
+            s = self.unary("sigmoid", saved)
+            slope = self.binary("mul", s, self.binary(
+                "add", 1.0, self.binary("mul", saved, self.binary("sub", 1.0, s))))
+        else:
+            raise ValueError(f"activation_grad: unknown op {op!r}; expected one of {ACTIVATIONS}")
+        return self.binary("mul", grad, slope)

@@ -456,11 +456,78 @@ def _silu_kernel(x, out):
 
 _FUSED_UNARY = {"sigmoid": _sigmoid_kernel, "silu": _silu_kernel}
 
+
+@njit
+def _exp_sum(row, top, scratch):
+    # Σ exp(row - top) via a reduction-free exp loop (vectorised), as _row_exp_sum
+    n = row.shape[0]
+    for j in range(n):
+        scratch[j] = _exp_nonpositive(row[j] - top)
+    s0 = s1 = s2 = s3 = 0.0
+    j = 0
+    while j + 4 <= n:
+        s0 += scratch[j]
+        s1 += scratch[j + 1]
+        s2 += scratch[j + 2]
+        s3 += scratch[j + 3]
+        j += 4
+    for j in range(j, n):
+        s0 += scratch[j]
+    return (s0 + s1) + (s2 + s3)
+
+
+@njit(**_PARALLEL)
+def _cross_entropy_kernel(x, targets, loss, top, logsum):
+    # one read of each row for its max, one for the exp-sum; nothing (N, C) is written
+    for r in prange(x.shape[0]):
+        scratch = np.empty(x.shape[1], dtype=x.dtype)
+        m = _row_max(x, r)
+        ls = math.log(_exp_sum(x[r], m, scratch))
+        top[r] = m
+        logsum[r] = ls
+        loss[r] = (m - x[r, targets[r]]) + ls
+
+
+@njit(**_PARALLEL)
+def _cross_entropy_grad_kernel(x, targets, top, logsum, scale, out):
+    # scale · (softmax - onehot) in one pass; (x - top) - logsum <= 0 up to rounding
+    for r in prange(x.shape[0]):
+        m, ls = top[r], logsum[r]
+        for j in range(x.shape[1]):
+            out[r, j] = _exp_nonpositive((x[r, j] - m) - ls) * scale
+        out[r, targets[r]] -= scale
+
+
+@njit(**_PARALLEL)
+def _sigmoid_grad_kernel(y, g, out):
+    for i in prange(y.shape[0]):
+        out[i] = g[i] * (y[i] * (1.0 - y[i]))
+
+
+@njit(**_PARALLEL)
+def _tanh_grad_kernel(y, g, out):
+    for i in prange(y.shape[0]):
+        out[i] = g[i] * (1.0 - y[i] * y[i])
+
+
+@njit(**_PARALLEL)
+def _silu_grad_kernel(x, g, out):
+    for i in prange(x.shape[0]):
+        v = x[i]
+        e = _exp_nonpositive(-abs(v))
+        s = (1.0 if v >= 0 else e) / (1.0 + e)
+        out[i] = g[i] * (s * (1.0 + v * (1.0 - s)))
+
+
+_ACTIVATION_GRAD = {"sigmoid": _sigmoid_grad_kernel, "tanh": _tanh_grad_kernel,
+                    "silu": _silu_grad_kernel}
+
 # every compiled kernel, for tests and for warm-up timing
 KERNELS = (_tropical_max_plus, _tropical_min_plus, _tropical_max_mul,
            _scatter_add_kernel, _scatter_rows_kernel, _im2col_kernel, _col2im_kernel,
            _max_pool_kernel, _softmax_kernel, _log_softmax_kernel,
-           _sigmoid_kernel, _silu_kernel)
+           _sigmoid_kernel, _silu_kernel, _cross_entropy_kernel, _cross_entropy_grad_kernel,
+           _sigmoid_grad_kernel, _tanh_grad_kernel, _silu_grad_kernel)
 
 _FLOATS = (np.float32, np.float64)
 
@@ -641,3 +708,32 @@ class NumbaCPUBackend(NumpyBackend):
     def log_softmax(self, a, axis):
         out = self._rows(_log_softmax_kernel, a, axis)
         return super().log_softmax(a, axis) if out is None else out
+
+    # ---- fused loss and activation gradients
+    def cross_entropy(self, logits, targets):
+        if not _is_float(logits) or 0 in logits.shape:
+            return super().cross_entropy(logits, targets)
+        x, t = _c(logits), _c(targets, np.int64)
+        loss, top, logsum = (np.empty(x.shape[0], dtype=x.dtype) for _ in range(3))
+        _launch(_cross_entropy_kernel, x.size, x, t, loss, top, logsum)
+        return loss, top, logsum
+
+    def cross_entropy_grad(self, logits, targets, top, logsum, scale):
+        if not _is_float(logits) or 0 in logits.shape:
+            return super().cross_entropy_grad(logits, targets, top, logsum, scale)
+        x = _c(logits)
+        out = np.empty_like(x)
+        _launch(_cross_entropy_grad_kernel, x.size, x, _c(targets, np.int64),
+                _c(top, x.dtype), _c(logsum, x.dtype), float(scale), out)
+        return out
+
+    def activation_grad(self, op, saved, grad):
+        kernel = _ACTIVATION_GRAD.get(op)
+        saved, grad = np.asarray(saved), np.asarray(grad)
+        if (kernel is None or saved.shape != grad.shape or saved.dtype != grad.dtype
+                or not _is_float(saved)):
+            return super().activation_grad(op, saved, grad)
+        flat = _c(saved).reshape(-1)
+        out = np.empty_like(flat)
+        _launch(kernel, flat.size, flat, _c(grad).reshape(-1), out)
+        return out.reshape(saved.shape)

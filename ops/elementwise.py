@@ -180,31 +180,65 @@ class ReLU(_Unary):
 
 
 class Sigmoid(_Unary):
-    """y = 1 / (1 + exp(-x));  dx = dy · y · (1 - y)"""
+    """y = 1 / (1 + exp(-x));  dx = dy · y · (1 - y)  (SigmoidGrad, one fused kernel)"""
     kernel = "sigmoid"
 
     def backward(self, grad):
-        y = self.output
-        return (grad * y * (1 - y),)
+        return (SigmoidGrad()(self.output, grad),)
 
 
 class Tanh(_Unary):
-    """y = tanh(x);  dx = dy · (1 - y²)"""
+    """y = tanh(x);  dx = dy · (1 - y²)  (TanhGrad, one fused kernel)"""
     kernel = "tanh"
 
     def backward(self, grad):
-        y = self.output
-        return (grad * (1 - y * y),)
+        return (TanhGrad()(self.output, grad),)
 
 
 class SiLU(_Unary):
-    """y = x · σ(x);  dx = dy · σ(x) · (1 + x · (1 - σ(x)))"""
+    """y = x · σ(x);  dx = dy · σ(x) · (1 + x · (1 - σ(x)))  (SiLUGrad, one fused kernel)"""
     kernel = "silu"
 
     def backward(self, grad):
-        x = self.inputs[0]
-        s = Sigmoid()(x)
-        return (grad * s * (1 + x * (1 - s)),)
+        return (SiLUGrad()(self.inputs[0], grad),)
+
+
+class _ActivationGrad(Operation):
+    """dx = dy · f'(s) from the saved s, in one backend pass (backend.activation_grad);
+    an op of its own, as torch's sigmoid_backward, so that second order works."""
+    kernel = None
+
+    def forward(self, saved, grad):
+        return self.backend.activation_grad(self.kernel, saved, grad)
+
+
+class SigmoidGrad(_ActivationGrad):
+    """z = dy · y · (1 - y) for y = sigmoid(x);  dy' = dz · y · (1 - y),  dy_saved = dz · dy · (1 - 2y)"""
+    kernel = "sigmoid"
+
+    def backward(self, gz):
+        y, grad = self.inputs
+        return gz * grad * (1 - 2 * y), SigmoidGrad()(y, gz)
+
+
+class TanhGrad(_ActivationGrad):
+    """z = dy · (1 - y²) for y = tanh(x);  dy' = dz · (1 - y²),  dy_saved = -2 · dz · dy · y"""
+    kernel = "tanh"
+
+    def backward(self, gz):
+        y, grad = self.inputs
+        return -2 * gz * grad * y, TanhGrad()(y, gz)
+
+
+class SiLUGrad(_ActivationGrad):
+    """z = dy · σ(1 + x(1 - σ)) for σ = sigmoid(x);  dy' = dz · σ(1 + x(1 - σ)),
+    dx = dz · dy · σ(1 - σ)(2 + x(1 - 2σ))"""
+    kernel = "silu"
+
+    def backward(self, gz):
+        x, grad = self.inputs
+        s = x.sigmoid()
+        return gz * grad * s * (1 - s) * (2 + x * (1 - 2 * s)), SiLUGrad()(x, gz)
 
 
 class Where(Operation):

@@ -35,8 +35,9 @@ class LogSoftmax(Operation):
 
 
 class CrossEntropy(Operation):
-    """loss = -(1/N) Σ_n log_softmax(logits)[n, targets[n]] for logits (N, C), int targets (N,);
-    dlogits = dloss · (softmax(logits) - onehot(targets)) / N   (stable for any logit size)"""
+    """loss = (1/N) Σ_n (m_n + log Σ_c exp(logits[n, c] - m_n) - logits[n, targets[n]]) for
+    logits (N, C), int targets (N,), m_n = max_c logits[n, c]  (one fused kernel, stable);
+    dlogits = dloss · (softmax(logits) - onehot(targets)) / N  (CrossEntropyGrad)"""
 
     def forward(self, logits, targets):
         if len(logits.shape) != 2:
@@ -46,13 +47,36 @@ class CrossEntropy(Operation):
                              f"logits {tuple(logits.shape)}, got {tuple(targets.shape)}")
         check_indices(self.name, self.backend, targets, logits.shape[1], "targets")
         b = self.backend
-        self.column = b.reshape(targets, (logits.shape[0], 1))
-        picked = b.gather(b.log_softmax(logits, 1), 1, self.column)
-        return b.binary("mul", b.sum(picked), -1.0 / max(logits.shape[0], 1))
+        loss, self.top, self.logsum = b.cross_entropy(logits, targets)
+        self.targets = targets
+        return b.binary("mul", b.sum(loss), 1.0 / max(logits.shape[0], 1))
 
     def backward(self, grad):
-        logits = self.inputs[0]
-        n, c = logits.shape
+        return CrossEntropyGrad(self.targets, self.top, self.logsum)(self.inputs[0], grad), None
+
+
+class CrossEntropyGrad(Operation):
+    """The gradient of CrossEntropy as an op of its own, so that it is one fused kernel and
+    still differentiable (second order): with p = softmax(logits), s = dloss / N,
+    y = s · (p - onehot(targets));
+    dlogits = s · p · (dy - Σ_c dy · p),  d(dloss) = Σ dy · (p - onehot) / N"""
+
+    def __init__(self, targets, top, logsum):
+        self.targets, self.top, self.logsum = targets, top, logsum
+
+    def forward(self, logits, grad):
         b = self.backend
-        onehot = b.astype(b.binary("eq", b.arange(c, self.column.dtype), self.column), logits.dtype)
-        return (logits.softmax(1) - self.constant(onehot)) * (grad / max(n, 1)), None
+        scale = b.binary("mul", grad, 1.0 / max(logits.shape[0], 1))
+        return b.cross_entropy_grad(logits, self.targets, self.top, self.logsum, scale)
+
+    def backward(self, ggrad):
+        logits, grad = self.inputs
+        n = max(logits.shape[0], 1)
+        p = logits.softmax(1)
+        dlogits = (grad / n) * p * (ggrad - (ggrad * p).sum(1, keepdim=True))
+        b = self.backend
+        c = logits.shape[1]
+        hit = b.binary("eq", b.arange(c, self.targets.dtype), b.reshape(self.targets, (-1, 1)))
+        onehot = self.constant(b.astype(hit, logits.dtype))
+        dgrad = (ggrad * (p - onehot)).sum() / n
+        return dlogits, dgrad

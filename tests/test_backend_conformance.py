@@ -573,6 +573,56 @@ def test_softmax_rows_are_stable(backend, dtype):
     same(backend, backend.log_softmax(backend.asarray(x), -1), REF.log_softmax(x, -1))
 
 
+# ------------------------------------------- fused loss and activation gradients
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(5, 7), (1, 3), (4, 1)])
+def test_cross_entropy_and_its_gradient(backend, rng, dtype, shape):
+    n, c = shape
+    x = (rng.standard_normal(shape) * 4).astype(dtype)
+    x[0, 0] = 1e4 if dtype == np.float64 else 1e3   # stable for large logits
+    t = rng.integers(0, c, size=n).astype(np.int64)
+    t[0] = 0
+    loss, top, logsum = backend.cross_entropy(backend.asarray(x), backend.asarray(t))
+    x64 = x.astype(np.float64)
+    want_top = x64.max(axis=1)
+    want_logsum = np.log(np.exp(x64 - want_top[:, None]).sum(axis=1))
+    want_loss = want_top + want_logsum - x64[np.arange(n), t]
+    ref_loss, ref_top, ref_logsum = REF.cross_entropy(x, t)
+    same(backend, top, ref_top, exact=True)
+    same(backend, logsum, ref_logsum)
+    same(backend, loss, ref_loss)
+    np.testing.assert_allclose(ref_logsum, want_logsum, **TOL[np.dtype(dtype)])
+    np.testing.assert_allclose(ref_loss, want_loss, **TOL[np.dtype(dtype)])
+    onehot = np.eye(c)[t]
+    for scale in (0.25, backend.asarray(np.array(0.5, dtype))):
+        g = backend.cross_entropy_grad(backend.asarray(x), backend.asarray(t), top, logsum, scale)
+        s = 0.25 if isinstance(scale, float) else 0.5
+        want = (s * (np.exp(x64 - want_top[:, None] - want_logsum[:, None]) - onehot)).astype(dtype)
+        same(backend, g, REF.cross_entropy_grad(x, t, ref_top, ref_logsum, s))
+        np.testing.assert_allclose(get(backend, g), want, **TOL[np.dtype(dtype)])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", list(backends.ACTIVATIONS))
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_activation_grad(backend, rng, dtype, op, layout):
+    x = (rng.standard_normal((3, 4)) * 3).astype(dtype)
+    x[0, :3] = [0.0, 40.0, -40.0]
+    g = normal(rng, (3, 4), dtype)
+    x64, g64 = x.astype(np.float64), g.astype(np.float64)
+    sig = 1 / (1 + np.exp(-x64))
+    saved, slope = {"sigmoid": (sig, sig * (1 - sig)),
+                    "tanh": (np.tanh(x64), 1 - np.tanh(x64) ** 2),
+                    "silu": (x64, sig * (1 + x64 * (1 - sig)))}[op]
+    saved = saved.astype(dtype)
+    got = backend.activation_grad(op, put(backend, saved, layout), put(backend, g, layout))
+    same(backend, got, REF.activation_grad(op, saved, g))
+    want = g64 * {"sigmoid": saved * (1.0 - saved), "tanh": 1.0 - saved.astype(np.float64) ** 2,
+                  "silu": slope}[op]
+    np.testing.assert_allclose(get(backend, got), want, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                               atol=1e-6 if dtype == np.float32 else 1e-14)
+
+
 # ------------------------------------------------- coverage of the interface
 def test_every_backend_method_is_covered():
     """Adding a kernel to Backend without a conformance test here fails."""
