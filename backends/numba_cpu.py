@@ -369,15 +369,32 @@ def _exp_reduced(x, degree):
             * np.int64((ki - half + 1023) << 52).view(np.float64))
 
 
+@njit(inline="always")
+def _exp_float32(x):
+    # float32 arithmetic throughout (twice the SIMD lanes of the float64 path): the same
+    # reduction with a two-part float32 ln2, a degree-6 polynomial (within 2 ulp), and
+    # 2^k from exponent bits. Below -87 the result is 0 (float32's normal range ends
+    # at exp(-87.3)); NaN stays NaN.
+    lo = np.float32(-87.0)
+    xc = x if x > lo else lo
+    k = np.floor(xc * np.float32(1.4426950408889634) + np.float32(0.5))
+    r = (xc - k * np.float32(0.693359375)) - k * np.float32(-2.12194440e-4)
+    p = np.float32(1.0) + r * (np.float32(1.0) + r * (np.float32(0.5) + r * (
+        np.float32(1 / 6) + r * (np.float32(1 / 24) + r * (np.float32(1 / 120) + r * np.float32(
+            1 / 720))))))
+    y = p * np.int32((np.int32(k) + 127) << 23).view(np.float32)
+    return y if x >= lo else (np.float32(0.0) if x < lo else x)
+
+
 def _exp_nonpositive(x):
-    """exp(x) for x <= 0, vectorisable; the polynomial's degree follows x's dtype."""
+    """exp(x) for x <= 0, vectorisable: float32 arithmetic for float32 x, else float64."""
     raise NotImplementedError("only callable from compiled code")
 
 
 @overload(_exp_nonpositive, inline="always")
 def _exp_nonpositive_impl(x):
     if x == types.float32:
-        return lambda x: _exp_reduced(x, 7)
+        return lambda x: _exp_float32(x)
     return lambda x: _exp_reduced(x, 13)
 
 

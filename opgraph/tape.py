@@ -255,15 +255,29 @@ def backward(tensor, grad=None, retain_graph=False, create_graph=False):
     from .tensor import Tensor
     seeds = _seed_grads([tensor], [grad])
     grads = _replay([tensor], seeds, retain_graph, create_graph)
+    handed_out = {id(s.data) for s in seeds}  # arrays some other tensor holds
     with _set_recording(create_graph):
         for t, g in grads.values():
             if t.op is None and t.requires_grad:
                 if t.grad is not None:
                     t.grad = t.grad + g
-                elif create_graph:
+                elif create_graph or _private(g.data, handed_out):
                     t.grad = g
                 else:  # its own writable array: never a view shared with another .grad
                     t.grad = Tensor._make(t.backend.copy(g.data), t.backend)
+
+
+def _private(array, handed_out):
+    """True when `array` can become a .grad as it is: no other .grad or the caller's grad
+    holds it, and it is not a (read-only, broadcast) view; marks it as handed out."""
+    # views are visible through .base (NumPy arrays); for other array types (device
+    # arrays) views cannot be told apart, so those are always copied
+    if id(array) in handed_out or not hasattr(array, "base") or array.base is not None:
+        return False
+    if not getattr(getattr(array, "flags", None), "writeable", True):
+        return False
+    handed_out.add(id(array))
+    return True
 
 
 def _as_list(x):
