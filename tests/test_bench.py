@@ -34,7 +34,7 @@ def test_numba_row_has_ratios_and_agrees_with_tropical_gemm():
 
 def test_bench_command_writes_json(tmp_path, capsys):
     from opgraph.__main__ import main
-    path = tmp_path / "bench.json"
+    path = tmp_path / "new-folder" / "bench.json"  # the folder is created
     assert main(["bench", "--quick", "--backend", "numpy", "--only", "128x128", "--no-peers",
                  "--json", str(path)]) == 0
     out = capsys.readouterr().out

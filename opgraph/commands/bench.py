@@ -50,6 +50,8 @@ def run(args):
         result["compile_times"] = bench.compile_times()
         print(bench.format_compile_times(result["compile_times"]))
     if args.json:
+        import os
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1, default=str)
         print(f"wrote {args.json}")
