@@ -204,8 +204,9 @@ class SiLU(_Unary):
 
 
 class _ActivationGrad(Operation):
-    """dx = dy · f'(s) from the saved s, in one backend pass (backend.activation_grad);
-    an op of its own, as torch's sigmoid_backward, so that second order works."""
+    """g · f'(x) from what the activation saved (y, or x for SiLU) and the incoming
+    gradient g, in one backend pass (backend.activation_grad); an op of its own, as
+    torch's sigmoid_backward, so that second order works."""
     kernel = None
 
     def forward(self, saved, grad):
@@ -213,7 +214,8 @@ class _ActivationGrad(Operation):
 
 
 class SigmoidGrad(_ActivationGrad):
-    """z = dy · y · (1 - y) for y = sigmoid(x);  dy' = dz · y · (1 - y),  dy_saved = dz · dy · (1 - 2y)"""
+    """z = g · y · (1 - y) for inputs y = sigmoid(x) and g (the incoming gradient);
+    dy = dz · g · (1 - 2y),  dg = dz · y · (1 - y)"""
     kernel = "sigmoid"
 
     def backward(self, gz):
@@ -222,7 +224,8 @@ class SigmoidGrad(_ActivationGrad):
 
 
 class TanhGrad(_ActivationGrad):
-    """z = dy · (1 - y²) for y = tanh(x);  dy' = dz · (1 - y²),  dy_saved = -2 · dz · dy · y"""
+    """z = g · (1 - y²) for inputs y = tanh(x) and g (the incoming gradient);
+    dy = -2 · dz · g · y,  dg = dz · (1 - y²)"""
     kernel = "tanh"
 
     def backward(self, gz):
@@ -231,8 +234,8 @@ class TanhGrad(_ActivationGrad):
 
 
 class SiLUGrad(_ActivationGrad):
-    """z = dy · σ(1 + x(1 - σ)) for σ = sigmoid(x);  dy' = dz · σ(1 + x(1 - σ)),
-    dx = dz · dy · σ(1 - σ)(2 + x(1 - 2σ))"""
+    """z = g · σ · (1 + x(1 - σ)) for inputs x and g (the incoming gradient), σ = sigmoid(x);
+    dx = dz · g · σ(1 - σ)(2 + x(1 - 2σ)),  dg = dz · σ · (1 + x(1 - σ))"""
     kernel = "silu"
 
     def backward(self, gz):
