@@ -5,9 +5,9 @@ from .numpy_backend import NumpyBackend
 _instances = {}
 # name -> (module, class); compiled backends import lazily (Numba import is slow)
 _registry = {
-    "numpy": ("backends.numpy_backend", "NumpyBackend"),
-    "numba": ("backends.numba_cpu", "NumbaCPUBackend"),
-    "cuda": ("backends.numba_cuda", "NumbaCUDABackend"),
+    "numpy": ("opgraph.backends.numpy_backend", "NumpyBackend"),
+    "numba": ("opgraph.backends.numba_cpu", "NumbaCPUBackend"),
+    "cuda": ("opgraph.backends.numba_cuda", "NumbaCUDABackend"),
 }
 
 
@@ -42,4 +42,4 @@ def __getattr__(attr):
         if cls == attr:
             import importlib
             return getattr(importlib.import_module(module), cls)
-    raise AttributeError(f"module 'backends' has no attribute {attr!r}")
+    raise AttributeError(f"module 'opgraph.backends' has no attribute {attr!r}")

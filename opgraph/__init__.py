@@ -3,6 +3,10 @@
 Every operation is a small class with forward/backward/inputs; a tape records
 ops as they run and replays them in reverse for gradients; backends do the
 arithmetic."""
+from ._layout import bind_subpackages as _bind_subpackages
+
+_bind_subpackages(__name__, __path__)  # opgraph.backends, opgraph.ops (see _layout.py)
+
 from .tensor import (Tensor, tensor, from_numpy, zeros, ones, full, randn, rand,
                      set_default_backend, get_default_backend)
 from .operation import Operation, MultiOutputOperation

@@ -88,7 +88,7 @@ def _rng(seed=0):
 
 
 def _backend(name):
-    import backends
+    from opgraph import backends
     return backends.get(name)
 
 
@@ -594,7 +594,7 @@ _COMPILE_SCRIPT = r"""
 import json, sys, time
 import numpy as np
 t0 = time.perf_counter()
-import backends
+from opgraph import backends
 nb = backends.get("numba")
 out = {"import_s": time.perf_counter() - t0}
 calls = {

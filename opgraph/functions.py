@@ -3,15 +3,15 @@ Python scalars and NumPy arrays into tensors, and applies one op (or a few).
 Tensor methods and operators call these."""
 import numpy as np
 
-from ops import conv as _conv
-from ops import elementwise as _ew
-from ops import indexing as _ix
-from ops import linalg as _la
-from ops import nn_ops as _nn
-from ops import reduce as _red
-from ops import shape as _sh
-from ops.einsum import einsum, einsum_path  # noqa: F401  (string and sublist forms)
-from ops.tropical import Semiring, register_semiring, tropical_einsum  # noqa: F401
+from opgraph.ops import conv as _conv
+from opgraph.ops import elementwise as _ew
+from opgraph.ops import indexing as _ix
+from opgraph.ops import linalg as _la
+from opgraph.ops import nn_ops as _nn
+from opgraph.ops import reduce as _red
+from opgraph.ops import shape as _sh
+from opgraph.ops.einsum import einsum, einsum_path  # noqa: F401  (string and sublist forms)
+from opgraph.ops.tropical import Semiring, register_semiring, tropical_einsum  # noqa: F401
 
 from .operation import normalize_axis
 from .tensor import Tensor, get_default_backend

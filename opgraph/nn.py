@@ -20,9 +20,9 @@ from collections import OrderedDict
 
 import numpy as np
 
-import backends as _backends
+from opgraph import backends as _backends
 
-from ops import conv as _conv
+from opgraph.ops import conv as _conv
 
 from . import functions as F
 from .tensor import Tensor, get_default_backend

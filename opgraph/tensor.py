@@ -1,7 +1,7 @@
 """Tensor: a backend array, and where it came from."""
 import numpy as np
 
-import backends
+from opgraph import backends
 
 _default = {"backend": None, "dtype": np.dtype(np.float32)}
 

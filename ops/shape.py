@@ -10,7 +10,7 @@ def sum_to_shape(grad, shape):
     lead = grad.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(
         lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1)
-    from ops.reduce import SumDim
+    from opgraph.ops.reduce import SumDim
     if not axes:
         return Reshape(shape)(grad)
     summed = SumDim(axes, keepdim=False)(grad)

@@ -18,7 +18,7 @@ a lone index to its winning position.
 
 A semiring of your own (no library edit needed):
 
-    from ops.tropical import Semiring, register_semiring
+    from opgraph.ops.tropical import Semiring, register_semiring
     register_semiring(Semiring("max_min", plus="max", times="minimum", zero=-inf, one=inf))
     opgraph.tropical_einsum("ij,jk->ik", a, b, semiring="max_min")   # widest paths
 
@@ -30,7 +30,7 @@ import math
 
 import numpy as np
 
-from backends.base import SEMIRINGS as _BUILTIN_KERNELS
+from opgraph.backends.base import SEMIRINGS as _BUILTIN_KERNELS
 from opgraph.operation import Operation
 
 from .einsum import get_plan, run_unary_layout, split_args, to_3d, unary_layout_adjoint

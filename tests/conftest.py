@@ -11,7 +11,7 @@ if not os.path.exists("/dev/nvidia0") and "NUMBA_ENABLE_CUDASIM" not in os.envir
 import numpy as np
 import pytest
 
-import backends
+from opgraph import backends
 
 BACKENDS = ["numpy", "numba", "cuda"]
 # The one accepted reason to skip a backend: its optional package is not installed.

@@ -3,9 +3,9 @@ import inspect
 
 import numpy as np
 
-import backends
+from opgraph import backends
 import opgraph as og
-import ops
+from opgraph import ops
 
 FUNCTIONS = ("add sub mul div pow neg exp log log_eps sin cos sqrt rsqrt relu sigmoid tanh silu "
              "matmul sum mean reshape transpose cat chunk gather embedding where softmax log_softmax "

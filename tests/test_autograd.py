@@ -323,7 +323,7 @@ def test_each_grad_keeps_its_tensors_dtype():
 
 
 def test_an_op_instance_is_applied_once():
-    from ops.elementwise import Mul
+    from opgraph.ops.elementwise import Mul
     a, b = leaf([1.0]), leaf([2.0])
     op = Mul()
     op(a, b)

@@ -16,8 +16,8 @@ import os
 import numpy as np
 import pytest
 
-import backends
-from backends import BINARY_OPS, SEMIRINGS, UNARY_OPS
+from opgraph import backends
+from opgraph.backends import BINARY_OPS, SEMIRINGS, UNARY_OPS
 
 REF = backends.get("numpy")
 DTYPES = [np.float32, np.float64]
@@ -645,7 +645,7 @@ def _numba_cpu():
 def test_numba_kernels_are_parallel_njit_with_disk_cache():
     _numba_cpu()
     import numba
-    from backends import numba_cpu
+    from opgraph.backends import numba_cpu
 
     assert len(numba_cpu.KERNELS) >= 10
     for kernel in numba_cpu.KERNELS:
@@ -656,7 +656,7 @@ def test_numba_kernels_are_parallel_njit_with_disk_cache():
 
 def test_numba_compiled_kernel_is_written_to_the_cache():
     nb = _numba_cpu()
-    from backends import numba_cpu
+    from opgraph.backends import numba_cpu
 
     x = np.arange(12, dtype=np.float64).reshape(3, 4)
     nb.softmax(x, -1)
@@ -708,7 +708,7 @@ def test_numba_parallel_and_serial_paths_match_the_reference(rng, monkeypatch):
     on one thread gives the reference's result; bit-identical between the two."""
     nb = _numba_cpu()
     import numba
-    from backends import numba_cpu
+    from opgraph.backends import numba_cpu
 
     monkeypatch.setattr(numba_cpu, "PARALLEL_MIN_WORK", 0)
     before = numba.get_num_threads()

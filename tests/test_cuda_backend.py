@@ -22,9 +22,9 @@ if importlib.util.find_spec("numba_cuda") is None:
     pytest.skip("numba-cuda is not installed (pip install -e '.[cuda]'): cuda backend not tested",
                 allow_module_level=True)
 
-import backends  # noqa: E402
+from opgraph import backends  # noqa: E402
 import opgraph as og  # noqa: E402
-from backends import numba_cuda as nc  # noqa: E402
+from opgraph.backends import numba_cuda as nc  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REF = backends.get("numpy")
@@ -269,7 +269,7 @@ def test_every_launched_kernel_lowers_for_the_cuda_target(cu, tmp_path):
         path = tmp_path / f"launched{part}.pkl"
         path.write_bytes(pickle.dumps(set(signatures[part::2])))
         jobs.append(subprocess.Popen(
-            [sys.executable, "-m", "backends.numba_cuda", "--check-compile", str(path)],
+            [sys.executable, "-m", "opgraph.backends.numba_cuda", "--check-compile", str(path)],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     for job in jobs:
         out, _ = job.communicate(timeout=600)

@@ -115,7 +115,7 @@ def test_op_reference_is_generated_from_the_current_docstrings():
     assert current == expected, ("docs/ops.md is stale: run python scripts/gen_op_reference.py "
                                  "and commit docs/ops.md")
     from opgraph.operation import Operation
-    import ops
+    from opgraph import ops
     for name in ("Add", "MatMul", "Conv2D", "Einsum", "CrossEntropy"):
         assert issubclass(getattr(ops, name), Operation)
         assert f"### {name}\n" in current

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import opgraph as og
-from ops import einsum as E
+from opgraph.ops import einsum as E
 
 # (subscripts, shapes): every grammar feature of issue 4
 CASES = [

@@ -10,11 +10,11 @@ CORE = {"opgraph.tensor", "opgraph.operation", "opgraph.tape", "opgraph.gradchec
 
 
 def layer(module):
-    if module == "backends" or module.startswith("backends."):
+    if module == "opgraph.backends" or module.startswith("opgraph.backends."):
         return 0
     if module in CORE:
         return 1
-    if module == "ops" or module.startswith("ops."):
+    if module == "opgraph.ops" or module.startswith("opgraph.ops."):
         return 2
     if module == "opgraph" or module.startswith("opgraph."):
         return 3
@@ -22,14 +22,20 @@ def layer(module):
 
 
 def module_name(path):
+    """The dotted name a file is imported as: backends/ and ops/ are opgraph.backends / .ops."""
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
+    if parts[0] in ("backends", "ops"):
+        parts.insert(0, "opgraph")
     return ".".join(parts)
 
 
 def is_module(dotted):
-    path = ROOT.joinpath(*dotted.split("."))
+    parts = dotted.split(".")
+    if parts[:2] in (["opgraph", "backends"], ["opgraph", "ops"]):
+        parts = parts[1:]
+    path = ROOT.joinpath(*parts)
     return path.with_suffix(".py").exists() or (path / "__init__.py").exists()
 
 
@@ -76,8 +82,8 @@ def import_graph():
 
 def test_the_import_graph_is_not_empty():
     g = import_graph()
-    assert g.has_edge("ops.elementwise", "opgraph.operation")
-    assert g.has_edge("opgraph.tensor", "backends")
+    assert g.has_edge("opgraph.ops.elementwise", "opgraph.operation")
+    assert g.has_edge("opgraph.tensor", "opgraph.backends")
 
 
 def test_no_module_imports_a_higher_layer_at_module_level():
@@ -88,6 +94,6 @@ def test_no_module_imports_a_higher_layer_at_module_level():
 
 def test_the_checker_catches_a_violation(tmp_path):
     path = tmp_path / "bad.py"
-    path.write_text("import os\nfrom ops.elementwise import Add\ndef f():\n    import opgraph.nn\n")
+    path.write_text("import os\nfrom opgraph.ops.elementwise import Add\ndef f():\n    import opgraph.nn\n")
     targets = module_level_imports(path, "opgraph.tensor")
-    assert "ops.elementwise" in targets and "opgraph.nn" not in targets
+    assert "opgraph.ops.elementwise" in targets and "opgraph.nn" not in targets

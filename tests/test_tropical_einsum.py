@@ -5,10 +5,10 @@ import math
 import numpy as np
 import pytest
 
-import backends
+from opgraph import backends
 import opgraph as og
-from ops import tropical as T
-from ops.einsum import parse
+from opgraph.ops import tropical as T
+from opgraph.ops.einsum import parse
 
 RULES = {  # name -> (⊕ picks better of two, ⊗, zero)
     "max_plus": (lambda x, y: x > y, lambda x, y: x + y, -math.inf, 0.0),
@@ -246,7 +246,7 @@ def test_numpy_tropical_matmul_is_blocked(semiring, monkeypatch):
     a = rng.integers(0, 2, size=(3, 11)).astype(np.float64)
     b = rng.integers(0, 2, size=(11, 4)).astype(np.float64)
     largest = []
-    import backends.numpy_backend as nbm
+    import opgraph.backends.numpy_backend as nbm
     combine = dict(nbm._SEMIRING)
 
     def spy(name):
