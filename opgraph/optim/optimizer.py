@@ -1,19 +1,7 @@
-"""Optimizers, as torch.optim: SGD (momentum, Nesterov, weight decay), Adam and AdamW.
-
-    opt = opgraph.optim.Adam(model.parameters(), lr=1e-3)
-    for xb, yb in loader:
-        opt.zero_grad()
-        loss = loss_fn(model(xb), yb)
-        loss.backward()
-        opt.step()
-
-`step()` updates each parameter's `.data` with its backend's kernels
-(`p.backend.binary(...)`), never through NumPy, so it runs unchanged on every
-backend (device arrays included) and records nothing on the tape.
-"""
+"""The Optimizer base class and SGD, Adam, AdamW."""
 import math
 
-from .tensor import Tensor
+from ..tensor import Tensor
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
 

@@ -1,20 +1,4 @@
-"""Neural-network building blocks, as torch.nn.
-
-    import opgraph
-    from opgraph import nn
-
-    model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
-    loss = nn.CrossEntropyLoss()(model(x), y)
-    loss.backward()
-
-A Module holds Parameters (leaf Tensors with requires_grad=True) and other
-Modules; `parameters()` finds them all. Parameters are created on the default
-backend (`opgraph.set_default_backend`) or the `backend=` you pass, and
-`module.to(backend)` moves them in place (optimizers keep working).
-Initialisation follows PyTorch: weights kaiming-uniform with a=sqrt(5) (i.e.
-U(-1/sqrt(fan_in), 1/sqrt(fan_in))), biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
-Embedding N(0, 1). Call `nn.manual_seed(seed)` for reproducible initial weights.
-"""
+"""Modules: Parameter, Module, the containers and the layers (torch.nn's classes)."""
 import math
 from collections import OrderedDict
 
@@ -24,42 +8,14 @@ from opgraph import backends as _backends
 
 from opgraph.ops import conv as _conv
 
-from . import functions as F
-from .tensor import Tensor, get_default_backend
+from .. import functions as F
+from ..tensor import Tensor, get_default_backend
+from . import init
+from .init import manual_seed
 
 __all__ = ["manual_seed", "Parameter", "Module", "Sequential", "ModuleList", "Identity",
            "Linear", "Conv2d", "MaxPool2d", "Embedding", "ReLU", "Sigmoid", "Tanh", "SiLU",
            "Softmax", "LogSoftmax", "Flatten", "Dropout", "CrossEntropyLoss", "MSELoss", "init"]
-
-# ---------------------------------------------------------------------------
-# initialisation
-
-
-class _Init:
-    """The random generator behind default initialisations (`nn.manual_seed`)."""
-
-    def __init__(self):
-        self.rng = np.random.default_rng()
-
-    def uniform(self, shape, bound, dtype):
-        return self.rng.uniform(-bound, bound, size=shape).astype(dtype)
-
-    def normal(self, shape, std, dtype):
-        return (std * self.rng.standard_normal(size=shape)).astype(dtype)
-
-    @staticmethod
-    def kaiming_uniform_bound(fan_in, a=math.sqrt(5)):
-        """Bound of torch.nn.init.kaiming_uniform_(a=a, nonlinearity='leaky_relu')."""
-        gain = math.sqrt(2.0 / (1 + a * a))
-        return gain * math.sqrt(3.0 / fan_in) if fan_in > 0 else 0.0
-
-
-init = _Init()
-
-
-def manual_seed(seed):
-    """Seed the generator used for default initialisations (and unseeded Dropout)."""
-    init.rng = np.random.default_rng(seed)
 
 
 def _backend(backend):
@@ -519,7 +475,7 @@ class Dropout(Module):
     def forward(self, x):
         if not self.training or self.p == 0:
             return x
-        rng = self._rng if self._rng is not None else init.rng
+        rng = self._rng if self._rng is not None else init.generator()
         keep = (rng.random(x.shape) >= self.p).astype(x.dtype) / (1 - self.p)
         mask = Tensor(keep.astype(x.dtype), backend=x.backend)
         return x * mask
