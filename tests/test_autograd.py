@@ -37,6 +37,23 @@ def test_gradients_accumulate_across_backward_calls():
     np.testing.assert_allclose(x.grad.numpy(), [3 + 2, 3 + 4])
 
 
+def test_threads_backpropagating_into_one_leaf_lose_no_update():
+    # each thread records on its own tape; the accumulation into the shared .grad is atomic
+    import threading
+    w = og.zeros(1000, requires_grad=True)
+
+    def work():
+        for _ in range(300):
+            (w * 2.0).sum().backward()
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    np.testing.assert_array_equal(w.grad.numpy(), np.full(1000, 4800.0, np.float32))
+
+
 def test_retain_graph_allows_a_second_backward():
     x = leaf([1.0, 2.0])
     y = (x.exp() * x).sum()
