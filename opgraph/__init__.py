@@ -3,24 +3,52 @@
 Every operation is a small class with forward/backward/inputs; a tape records
 ops as they run and replays them in reverse for gradients; backends do the
 arithmetic."""
+import importlib as _importlib
+
 from ._layout import bind_subpackages as _bind_subpackages
 
 _bind_subpackages(__name__, __path__)  # opgraph.backends, opgraph.ops (see _layout.py)
 
+# the core, loaded with the package
 from .tensor import (Tensor, tensor, from_numpy, zeros, ones, full, randn, rand,
                      set_default_backend, get_default_backend)
 from .operation import Operation, MultiOutputOperation
 from .tape import Tape, grad, no_grad, enable_grad, current_tape
 from .gradcheck import gradcheck, gradgradcheck, GradcheckError
-from .functions import (add, sub, mul, div, pow, neg, exp, log, log_eps, sin, cos, sqrt, rsqrt,
-                        abs, relu, sigmoid, tanh, silu, matmul, sum, mean, max, argmax, reshape,
-                        transpose, broadcast_to, flatten, squeeze, unsqueeze, cat, stack, chunk,
-                        gather, embedding, where, softmax, log_softmax, cross_entropy, conv2d,
-                        max_pool2d, astype)
-
-from .functions import einsum, einsum_path, tropical_einsum, Semiring, register_semiring
-from .serialization import save, load
-from . import nn, optim, data, graph
-from . import tropical  # MIS / spin-glass solvers (networkx is imported on first use)
 
 __version__ = "0.1.0"
+
+# The public API above the core loads on first use (PEP 562), so that importing the core
+# or the op catalog (`import opgraph.ops`) never loads it: `opgraph.add`, `opgraph.nn`, ...
+# import their module when first looked up. The functions are those in
+# opgraph.functions.__all__; other names are listed here.
+_SUBMODULES = ("functions", "nn", "optim", "data", "graph", "tropical", "serialization",
+               "commands")
+_NAMES = {"save": "serialization", "load": "serialization"}
+_CORE = ["Tensor", "tensor", "from_numpy", "zeros", "ones", "full", "randn", "rand",
+         "set_default_backend", "get_default_backend", "Operation", "MultiOutputOperation",
+         "Tape", "grad", "no_grad", "enable_grad", "current_tape", "gradcheck",
+         "gradgradcheck", "GradcheckError", "backends", "ops"]
+
+
+def _functions():
+    return _importlib.import_module(f"{__name__}.functions")
+
+
+def __getattr__(name):
+    if name == "__all__":
+        value = _CORE + list(_SUBMODULES) + list(_NAMES) + list(_functions().__all__)
+    elif name in _SUBMODULES:
+        value = _importlib.import_module(f"{__name__}.{name}")
+    elif name in _NAMES:
+        value = getattr(_importlib.import_module(f"{__name__}.{_NAMES[name]}"), name)
+    elif not name.startswith("_") and name in _functions().__all__:
+        value = getattr(_functions(), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__getattr__("__all__")))

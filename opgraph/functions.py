@@ -1,7 +1,12 @@
-"""The public function API: each function validates its arguments, turns
-Python scalars and NumPy arrays into tensors, and applies one op (or a few).
-Tensor methods and operators call these."""
+"""The public function API: each function validates its arguments and applies one op
+(or a few); the ops turn Python scalars and NumPy arrays into tensors (as_tensors, the
+one conversion rule). Tensor's methods and operators are these functions, bound from
+opgraph.tensor.METHODS when this module is imported."""
+import sys
+
 import numpy as np
+
+from opgraph import backends
 
 from opgraph.ops import conv as _conv
 from opgraph.ops import elementwise as _ew
@@ -13,67 +18,42 @@ from opgraph.ops import shape as _sh
 from opgraph.ops.einsum import einsum, einsum_path  # noqa: F401  (string and sublist forms)
 from opgraph.ops.tropical import Semiring, register_semiring, tropical_einsum  # noqa: F401
 
-from .operation import normalize_axis
-from .tensor import Tensor, get_default_backend
+from .operation import broadcast_shapes, normalize_axis
 
-
-def _lift(x, like):
-    """A non-tensor operand as a constant tensor on `like`'s backend, in its float dtype:
-    float32 * 2.0 and float32 + a float64 NumPy array stay float32 (constants take the
-    tensor's dtype); without a float partner the tensor() rules apply."""
-    if isinstance(x, Tensor):
-        return x
-    if not isinstance(x, (bool, int, float, np.generic, np.ndarray, list, tuple)):
-        raise TypeError(f"expected a Tensor, a number or a NumPy array, got {type(x).__name__}")
-    like = like if isinstance(like, Tensor) else None
-    backend = like.backend if like is not None else get_default_backend()
-    if like is not None and like.dtype.kind == "f":
-        return Tensor._make(backend.asarray(np.asarray(x, dtype=like.dtype)), backend)
-    return Tensor(x, backend=backend)
-
-
-def _float_like(x, like):
-    """An integer or bool tensor meeting a float one takes its dtype (torch's promotion:
-    float32 * int64 is float32); floats meeting floats promote as in NumPy."""
-    if like.dtype.kind == "f" and x.dtype.kind != "f":
-        return Tensor._make(x.backend.astype(x.data, like.dtype), x.backend)
-    return x
-
-
-def _pair(a, b):
-    if isinstance(a, Tensor) and isinstance(b, Tensor) and a.data.dtype == b.data.dtype:
-        return a, b  # the common case, kept fast: per-op overhead matters for small tensors
-    if not isinstance(a, Tensor):
-        a = _lift(a, b)
-    if not isinstance(b, Tensor):
-        b = _lift(b, a)
-    return _float_like(a, b), _float_like(b, a)
+from .tensor import Tensor, as_tensors, bind_methods
 
 
 # ---- arithmetic
-def add(a, b): return _ew.Add()(*_pair(a, b))
-def sub(a, b): return _ew.Sub()(*_pair(a, b))
-def mul(a, b): return _ew.Mul()(*_pair(a, b))
-def div(a, b): return _ew.Div()(*_pair(a, b))
+def add(a, b): return _ew.Add()(a, b)
+def sub(a, b): return _ew.Sub()(a, b)
+def mul(a, b): return _ew.Mul()(a, b)
+def div(a, b): return _ew.Div()(a, b)
 def neg(x): return _ew.Neg()(x)
 
 
 def pow(x, exponent):
     """x ** exponent, elementwise; the exponent is a number or a tensor (broadcasting)."""
     if isinstance(exponent, Tensor) or not isinstance(x, Tensor):
-        return _ew.PowTensor()(*_pair(x, exponent))
+        return _ew.PowTensor()(x, exponent)
     if not isinstance(exponent, (int, float, np.integer, np.floating)):
         raise TypeError(f"Pow: exponent must be a number or a tensor, got {type(exponent).__name__}")
     return _ew.Pow(exponent)(x)
 
 
-def compare(kind, a, b):
+def _compare(kind, a, b):
     """Elementwise comparison as a bool tensor (not differentiable)."""
-    a, b = _pair(a, b)
+    a, b = as_tensors(kind, (a, b), promote=True)
     if a.shape != b.shape:
-        from opgraph.operation import broadcast_shapes
         broadcast_shapes(kind, a.shape, b.shape)
     return Tensor._make(a.backend.binary(kind, a.data, b.data), a.backend)
+
+
+def eq(a, b): return _compare("eq", a, b)
+def ne(a, b): return _compare("ne", a, b)
+def gt(a, b): return _compare("gt", a, b)
+def ge(a, b): return _compare("ge", a, b)
+def lt(a, b): return _compare("lt", a, b)
+def le(a, b): return _compare("le", a, b)
 
 
 # ---- unary
@@ -101,6 +81,8 @@ def astype(x, dtype):
 
 
 def to_backend(x, backend):
+    """x on another backend (a Backend or its name), differentiable."""
+    backend = backends.get(backend)
     if backend is x.backend:
         return x
     return _ew.ToBackend(backend)(x)
@@ -108,10 +90,7 @@ def to_backend(x, backend):
 
 def where(cond, x, y):
     """cond ? x : y elementwise, broadcasting; differentiable in x and y."""
-    x, y = _pair(x, y)
-    if x.backend is not y.backend:
-        raise ValueError(f"Where: inputs live on different backends ({x.backend.name} and "
-                         f"{y.backend.name}); move one with .to()")
+    x, y = as_tensors("Where", (x, y), promote=True)
     cond = cond.data if isinstance(cond, Tensor) else x.backend.asarray(np.asarray(cond))
     if cond.dtype.kind != "b":
         cond = x.backend.binary("ne", cond, 0)
@@ -122,7 +101,7 @@ def where(cond, x, y):
 def matmul(a, b):
     """Matrix product with NumPy semantics: 2-D, batched with broadcast batch dims, and
     1-D operands promoted to a row / column and squeezed afterwards."""
-    a, b = _pair(a, b)
+    a, b = as_tensors("MatMul", (a, b), promote=True)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"MatMul: scalar operands are not allowed (shapes {a.shape} and {b.shape});"
                          " use mul")
@@ -254,11 +233,7 @@ def index(x, key):
 
 
 def cat(tensors, dim=0):
-    tensors = list(tensors)
-    like = next((t for t in tensors if isinstance(t, Tensor) and t.dtype.kind == "f"),
-                next((t for t in tensors if isinstance(t, Tensor)), None))
-    tensors = [_lift(t, like) for t in tensors]
-    return _sh.Cat(dim)(*[_float_like(t, like) for t in tensors])
+    return _sh.Cat(dim)(*tensors)
 
 
 def stack(tensors, dim=0):
@@ -273,8 +248,7 @@ def chunk(x, n, dim=0):
 
 # ---- indexing
 def _indices(idx, like, name):
-    if not isinstance(idx, Tensor):
-        idx = Tensor(np.asarray(idx), backend=like.backend)
+    _, idx = as_tensors(name, (like, idx))
     if idx.dtype.kind not in "iu":
         raise TypeError(f"{name}: indices must be integers, got dtype {idx.dtype}")
     return idx
@@ -309,3 +283,13 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
 def max_pool2d(x, kernel_size, stride=None):
     """Max pooling, NCHW; stride defaults to kernel_size; ties go to the first maximum."""
     return _conv.MaxPool2D(kernel_size, stride)(x)
+
+
+__all__ = """
+    add sub mul div pow neg exp log log_eps sin cos sqrt rsqrt abs relu sigmoid tanh silu
+    astype where matmul sum mean max argmax reshape transpose permute broadcast_to flatten
+    squeeze unsqueeze cat stack chunk gather embedding softmax log_softmax cross_entropy
+    conv2d max_pool2d einsum einsum_path tropical_einsum Semiring register_semiring
+    eq ne gt ge lt le""".split()
+
+bind_methods(sys.modules[__name__])

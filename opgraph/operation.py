@@ -16,13 +16,14 @@ import itertools
 import weakref
 
 from . import tape as _tape
-from .tensor import Tensor
+from .tensor import Tensor, as_tensors, get_default_backend
 
 _sequence = itertools.count()
 
 
 class Operation:
     once_differentiable = False  # True when backward calls a raw kernel (no double backward)
+    promote = False  # arithmetic: integer inputs meeting a float input take its dtype
     backend = None
     _inputs = ()
     _released = False
@@ -55,8 +56,8 @@ class Operation:
         return result if isinstance(result, tuple) else tuple(result)
 
     def __call__(self, *inputs):
-        inputs = _as_tensors(self, inputs)
-        self.backend = inputs[0].backend if inputs else _default_backend()
+        inputs = as_tensors(self.name, inputs, self.promote)
+        self.backend = inputs[0].backend if inputs else get_default_backend()
         result = self.forward(*[t.data for t in inputs])
         return self._wrap(result, inputs)
 
@@ -128,29 +129,6 @@ class MultiOutputOperation(Operation):
             self._output = tuple(weakref.ref(t) for t in outs)
             return outs
         return tuple(Tensor._make(a, self.backend) for a in arrays)
-
-
-def _default_backend():
-    from .tensor import get_default_backend
-    return get_default_backend()
-
-
-def _as_tensors(op, inputs):
-    """Inputs as Tensors on one backend; NumPy arrays and scalars join the first tensor's backend."""
-    backend, converted = None, False
-    for t in inputs:
-        if isinstance(t, Tensor):
-            if backend is None:
-                backend = t.backend
-            elif t.backend is not backend:
-                raise ValueError(f"{op.name}: inputs live on different backends "
-                                 f"({backend.name} and {t.backend.name}); move one with .to()")
-        else:
-            converted = True
-    if not converted:
-        return inputs
-    backend = backend or _default_backend()
-    return tuple(t if isinstance(t, Tensor) else Tensor(t, backend=backend) for t in inputs)
 
 
 def broadcast_shapes(name, *shapes):

@@ -17,17 +17,6 @@ def set_default_backend(backend):
     _default["backend"] = backends.get(backend)
 
 
-_api = []
-
-
-def _functions():
-    # Tensor methods call the public function API, a higher layer: import it on first use
-    if not _api:
-        from . import functions
-        _api.append(functions)
-    return _api[0]
-
-
 _COMPARABLE = (int, float, bool, np.generic, np.ndarray, list, tuple)  # and Tensor, below
 
 
@@ -139,103 +128,158 @@ class Tensor:
     def is_leaf(self):
         return self.op is None
 
-    def to(self, backend):
-        """This tensor on another backend (differentiable)."""
-        return _functions().to_backend(self, backends.get(backend))
-
-    # ---- operators
-    def __add__(self, other): return _functions().add(self, other)
-    def __radd__(self, other): return _functions().add(other, self)
-    def __sub__(self, other): return _functions().sub(self, other)
-    def __rsub__(self, other): return _functions().sub(other, self)
-    def __mul__(self, other): return _functions().mul(self, other)
-    def __rmul__(self, other): return _functions().mul(other, self)
-    def __truediv__(self, other): return _functions().div(self, other)
-    def __rtruediv__(self, other): return _functions().div(other, self)
-    def __matmul__(self, other): return _functions().matmul(self, other)
-    def __rmatmul__(self, other): return _functions().matmul(other, self)
-    def __pow__(self, exponent): return _functions().pow(self, exponent)
-    def __rpow__(self, base): return _functions().pow(base, self)
-    def __neg__(self): return _functions().neg(self)
-    def __pos__(self): return self
-    def __getitem__(self, key): return _functions().index(self, key)
+    # ---- operators and method forms of the functions: bound from METHODS below
+    def __pos__(self):
+        return self
 
     # comparisons give bool tensors, outside the graph (for masks and where)
-    def __gt__(self, other): return _functions().compare("gt", self, other)
-    def __ge__(self, other): return _functions().compare("ge", self, other)
-    def __lt__(self, other): return _functions().compare("lt", self, other)
-    def __le__(self, other): return _functions().compare("le", self, other)
     def __eq__(self, other):
         if not isinstance(other, _COMPARABLE):
             return NotImplemented  # x == None, x in [..., "a"]: Python's identity fallback
-        return _functions().compare("eq", self, other)
+        return self.eq(other)
 
     def __ne__(self, other):
         if not isinstance(other, _COMPARABLE):
             return NotImplemented
-        return _functions().compare("ne", self, other)
+        return self.ne(other)
 
     __hash__ = object.__hash__  # by identity, as torch: usable in sets and as dict keys
-
-    # ---- method forms of the functions
-    def add(self, other): return _functions().add(self, other)
-    def sub(self, other): return _functions().sub(self, other)
-    def mul(self, other): return _functions().mul(self, other)
-    def div(self, other): return _functions().div(self, other)
-    def neg(self): return _functions().neg(self)
-    def where(self, cond, other): return _functions().where(cond, self, other)
-    def cross_entropy(self, targets): return _functions().cross_entropy(self, targets)
-    def conv2d(self, weight, bias=None, stride=1, padding=0):
-        return _functions().conv2d(self, weight, bias, stride, padding)
-    def max_pool2d(self, kernel_size, stride=None):
-        return _functions().max_pool2d(self, kernel_size, stride)
-    def embedding(self, indices): return _functions().embedding(self, indices)
-    def exp(self): return _functions().exp(self)
-    def log(self): return _functions().log(self)
-    def log_eps(self, eps): return _functions().log_eps(self, eps)
-    def sin(self): return _functions().sin(self)
-    def cos(self): return _functions().cos(self)
-    def sqrt(self): return _functions().sqrt(self)
-    def rsqrt(self): return _functions().rsqrt(self)
-    def relu(self): return _functions().relu(self)
-    def sigmoid(self): return _functions().sigmoid(self)
-    def tanh(self): return _functions().tanh(self)
-    def silu(self): return _functions().silu(self)
-    def abs(self): return _functions().abs(self)
-    def pow(self, exponent): return _functions().pow(self, exponent)
-    def matmul(self, other): return _functions().matmul(self, other)
-    def sum(self, dim=None, keepdim=False): return _functions().sum(self, dim, keepdim)
-    def mean(self, dim=None, keepdim=False): return _functions().mean(self, dim, keepdim)
-    def max(self, dim=None, keepdim=False): return _functions().max(self, dim, keepdim)
-    def argmax(self, dim=None, keepdim=False): return _functions().argmax(self, dim, keepdim)
-    def reshape(self, *shape): return _functions().reshape(self, *shape)
-    def view(self, *shape): return _functions().reshape(self, *shape)
-    def flatten(self, start_dim=0, end_dim=-1): return _functions().flatten(self, start_dim, end_dim)
-    def squeeze(self, dim=None): return _functions().squeeze(self, dim)
-    def unsqueeze(self, dim): return _functions().unsqueeze(self, dim)
-    def expand(self, *shape): return _functions().broadcast_to(self, *shape)
-    def broadcast_to(self, *shape): return _functions().broadcast_to(self, *shape)
-    def transpose(self, *axes): return _functions().transpose(self, *axes)
-    def permute(self, *axes): return _functions().permute(self, *axes)
-    def chunk(self, n, dim=0): return _functions().chunk(self, n, dim)
-    def gather(self, dim, index): return _functions().gather(self, dim, index)
-    def softmax(self, dim=-1): return _functions().softmax(self, dim)
-    def log_softmax(self, dim=-1): return _functions().log_softmax(self, dim)
-    def astype(self, dtype): return _functions().astype(self, dtype)
-    def float(self): return _functions().astype(self, np.float32)
-    def double(self): return _functions().astype(self, np.float64)
-    def long(self): return _functions().astype(self, np.int64)
 
     @property
     def T(self):
         """Axes reversed (numpy's .T)."""
-        return _functions().transpose(self, tuple(reversed(range(self.ndim))))
+        return self.transpose()
 
 
 _COMPARABLE = _COMPARABLE + (Tensor,)
 
 
-def _host_array(data, dtype):
+# ---- Tensor's operators and methods: the method forms of the public functions
+# `x.name(*args)` is `opgraph.functions.<target>(x, *args)`; a callable target builds the
+# method from the functions module instead. Adding a method is one line here. The
+# functions are a higher layer, so they are bound when opgraph.functions is imported
+# (on the first call of any method at the latest), never imported here at module level.
+
+def _reflected(target):
+    return lambda api: (lambda self, other: getattr(api, target)(other, self))
+
+
+def _cast(dtype):
+    return lambda api: (lambda self: api.astype(self, dtype))
+
+
+METHODS = {
+    **{name: name for name in """
+        add sub mul div neg pow exp log log_eps sin cos sqrt rsqrt abs relu sigmoid tanh silu
+        matmul sum mean max argmax reshape flatten squeeze unsqueeze broadcast_to transpose
+        permute chunk gather softmax log_softmax cross_entropy conv2d max_pool2d embedding
+        astype eq ne gt ge lt le""".split()},
+    "view": "reshape",
+    "expand": "broadcast_to",
+    "to": "to_backend",
+    "float": _cast(np.float32),
+    "double": _cast(np.float64),
+    "long": _cast(np.int64),
+    "where": lambda api: (lambda self, cond, other: api.where(cond, self, other)),
+    "__add__": "add", "__radd__": _reflected("add"),
+    "__sub__": "sub", "__rsub__": _reflected("sub"),
+    "__mul__": "mul", "__rmul__": _reflected("mul"),
+    "__truediv__": "div", "__rtruediv__": _reflected("div"),
+    "__matmul__": "matmul", "__rmatmul__": _reflected("matmul"),
+    "__pow__": "pow", "__rpow__": _reflected("pow"),
+    "__neg__": "neg",
+    "__getitem__": "index",
+    "__gt__": "gt", "__ge__": "ge", "__lt__": "lt", "__le__": "le",
+}
+
+
+def bind_methods(api):
+    """Set every METHODS entry on Tensor from the functions module `api`."""
+    for name, target in METHODS.items():
+        setattr(Tensor, name, getattr(api, target) if isinstance(target, str) else target(api))
+
+
+def _bind_on_first_call(name):
+    def method(self, *args, **kwargs):
+        import importlib
+        bind_methods(importlib.import_module("opgraph.functions"))
+        return getattr(Tensor, name)(self, *args, **kwargs)
+    method.__name__ = method.__qualname__ = name
+    return method
+
+
+for _name in METHODS:
+    setattr(Tensor, _name, _bind_on_first_call(_name))
+
+
+# ---- the one input-conversion rule, for ops and public functions alike
+
+def as_tensors(name, values, promote=False):
+    """`values` as Tensors on one backend, for op `name`.
+
+    Python scalars, NumPy scalars and arrays, and lists become constant tensors on the
+    tensors' backend; float ones take the tensors' float dtype (float32 * 2.0 and
+    float32 * np.float64(2) stay float32). With `promote` (arithmetic), integer and bool
+    tensors meeting a float tensor take its dtype too (torch's rule: float32 * int64 is
+    float32); floats meeting floats promote as in NumPy."""
+    first = None
+    for v in values:  # the common case, kept fast: tensors of one backend and dtype
+        if not isinstance(v, Tensor):
+            break
+        if first is None:
+            first = v
+        elif v.backend is not first.backend or (promote and v.data.dtype != first.data.dtype):
+            break
+    else:
+        return values
+    return _converted(name, values, promote)
+
+
+def _converted(name, values, promote):
+    backend, floats = None, []
+    for v in values:
+        if isinstance(v, Tensor):
+            if backend is None:
+                backend = v.backend
+            elif v.backend is not backend:
+                raise ValueError(f"{name}: inputs live on different backends ({backend.name} "
+                                 f"and {v.backend.name}); move one with .to()")
+            if v.data.dtype.kind == "f":
+                floats.append(v.data.dtype)
+    backend = backend or get_default_backend()
+    like = np.result_type(*floats) if floats else None
+    out = [v if isinstance(v, Tensor) else _constant(name, v, like, promote, backend)
+           for v in values]
+    if promote:
+        if like is None:  # an integer tensor with a float constant: the constant's dtype
+            like = next((v.data.dtype for v in out if v.data.dtype.kind == "f"), None)
+        if like is not None:
+            out = [v if v.data.dtype.kind == "f" else Tensor._make(backend.astype(v.data, like),
+                                                                   backend) for v in out]
+    return tuple(out)
+
+
+def weak_scalar(value):
+    """A NumPy scalar as the Python number it holds, so that as an op's parameter (an
+    exponent, an epsilon) it cannot promote a float32 tensor (NumPy 2 promotes float32
+    arrays with np.float64 scalars)."""
+    if isinstance(value, np.generic) and value.dtype.kind in "fiub":
+        return value.item()
+    return value
+
+
+def _constant(name, value, like, promote, backend):
+    value = weak_scalar(value)
+    if not isinstance(value, (bool, int, float, np.ndarray, list, tuple)):
+        raise TypeError(f"{name}: expected a Tensor, a number or a NumPy array, got "
+                        f"{type(value).__name__}")
+    host = _host_array(value, None, name)
+    if like is not None and (promote or host.dtype.kind == "f"):
+        host = host.astype(like)
+    return Tensor._make(backend.asarray(host), backend)
+
+
+def _host_array(data, dtype, name="tensor"):
     """Python/NumPy data as a NumPy array: floats default to float32 (the default
     dtype) unless they come as a float64 NumPy array; ints become int64."""
     if dtype is not None:
@@ -243,11 +287,11 @@ def _host_array(data, dtype):
     if isinstance(data, (np.ndarray, np.generic)):
         if data.dtype.kind in "fiub":
             return np.asarray(data, dtype=np.int64 if data.dtype.kind in "iu" else None)
-        raise TypeError(f"tensor: unsupported dtype {data.dtype}")
+        raise TypeError(f"{name}: unsupported dtype {data.dtype}")
     try:
         a = np.asarray(data)
     except ValueError as e:  # ragged nesting: [[1, 2], [3]]
-        raise ValueError(f"tensor: the nested sequences must form a rectangular array ({e})") \
+        raise ValueError(f"{name}: the nested sequences must form a rectangular array ({e})") \
             from None
     if a.dtype.kind == "f":
         return a.astype(_default["dtype"])
@@ -255,7 +299,7 @@ def _host_array(data, dtype):
         return a.astype(np.int64)
     if a.dtype.kind == "b":
         return a
-    raise TypeError(f"tensor: cannot make a tensor of {type(data).__name__} (dtype {a.dtype})")
+    raise TypeError(f"{name}: cannot make a tensor of {type(data).__name__} (dtype {a.dtype})")
 
 
 def tensor(data, requires_grad=False, dtype=None, backend=None):

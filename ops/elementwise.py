@@ -1,12 +1,14 @@
 """Elementwise ops. Binary ops broadcast like NumPy and sum the gradient back
 to each input's shape."""
 from opgraph.operation import Operation, broadcast_shapes
+from opgraph.tensor import weak_scalar
 
 from .shape import sum_to_shape
 
 
 class _Binary(Operation):
     kernel = None
+    promote = True
 
     def forward(self, a, b):
         if a.shape != b.shape:
@@ -54,7 +56,7 @@ class Pow(Operation):
     """y = x^p for a scalar p;  dx = dy · p · x^(p-1)"""
 
     def __init__(self, exponent):
-        self.exponent = exponent
+        self.exponent = weak_scalar(exponent)
 
     def forward(self, x):
         return self.backend.binary("pow", x, self.exponent)
@@ -119,7 +121,7 @@ class LogWithEpsilon(Operation):
     """y = log(x + eps);  dx = dy / (x + eps)"""
 
     def __init__(self, eps):
-        self.eps = eps
+        self.eps = weak_scalar(eps)
 
     def forward(self, x):
         return self.backend.unary("log", self.backend.binary("add", x, self.eps))
@@ -247,6 +249,8 @@ class SiLUGrad(_ActivationGrad):
 class Where(Operation):
     """z = cond ? a : b (cond a constant bool array, all three broadcast);
     da = where(cond, dz, 0), db = where(cond, 0, dz), each summed to its input's shape"""
+
+    promote = True
 
     def __init__(self, cond):
         self.cond = cond

@@ -12,6 +12,7 @@ def _swap_last(t):
 
 class MatMul(Operation):
     """C = A @ B for A (n, k), B (k, m);  dA = dC @ Bᵀ, dB = Aᵀ @ dC"""
+    promote = True
 
     def forward(self, a, b):
         if len(a.shape) != 2 or len(b.shape) != 2:
@@ -30,6 +31,7 @@ class MatMul(Operation):
 class BatchMatMul(Operation):
     """C[..., :, :] = A[..., :, :] @ B[..., :, :] with broadcast batch dims;
     dA = sum_to_shape(dC @ Bᵀ), dB = sum_to_shape(Aᵀ @ dC) (ᵀ swaps the last two axes)"""
+    promote = True
 
     def forward(self, a, b):
         if len(a.shape) < 2 or len(b.shape) < 2:

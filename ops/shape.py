@@ -130,6 +130,8 @@ def _describe(key):
 class Cat(Operation):
     """y = concatenate(xs, dim);  dx_i = dy[..., offset_i : offset_i + n_i, ...] along dim"""
 
+    promote = True
+
     def __init__(self, dim=0):
         self.dim = dim
 

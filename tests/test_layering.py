@@ -97,3 +97,35 @@ def test_the_checker_catches_a_violation(tmp_path):
     path.write_text("import os\nfrom opgraph.ops.elementwise import Add\ndef f():\n    import opgraph.nn\n")
     targets = module_level_imports(path, "opgraph.tensor")
     assert "opgraph.ops.elementwise" in targets and "opgraph.nn" not in targets
+
+
+PUBLIC_API = ("opgraph.functions", "opgraph.nn", "opgraph.optim", "opgraph.data", "opgraph.graph",
+              "opgraph.tropical", "opgraph.serialization", "opgraph.commands", "opgraph.bench",
+              "opgraph.graph_specs")
+
+
+def _loaded_after(statement):
+    import os
+    import subprocess
+    import sys
+    code = f"import sys\n{statement}\nprint(' '.join(sorted(sys.modules)))"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True).stdout
+    return set(out.split())
+
+
+def test_importing_the_op_catalog_loads_no_public_api_module():
+    loaded = _loaded_after("import opgraph.ops")
+    assert "opgraph.ops" in loaded and "opgraph.tensor" in loaded
+    api = sorted(m for m in loaded if layer(m) == 3 and m not in ("opgraph", "opgraph._layout"))
+    assert not api, f"import opgraph.ops loaded {api}"
+    assert not loaded & set(PUBLIC_API)
+
+
+def test_the_public_api_loads_on_first_use():
+    loaded = _loaded_after("import opgraph as og\nassert 'add' in dir(og) and 'nn' in dir(og)\n"
+                           "og.nn.Linear\nog.add\nog.save")
+    assert {"opgraph.functions", "opgraph.nn", "opgraph.serialization"} <= loaded
+    assert "opgraph.tropical" not in loaded
