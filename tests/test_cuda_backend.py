@@ -144,12 +144,12 @@ def test_ieee_results_not_exceptions(cu):
 def big_launches(monkeypatch):
     """Real multi-thread blocks, several blocks, shared-memory tiles and block
     reductions (the simulator's default launches are one thread)."""
-    monkeypatch.setattr(nc, "THREADS", 3)
-    monkeypatch.setattr(nc, "MAX_BLOCKS", 2)
-    monkeypatch.setattr(nc, "TILE", 2)
-    monkeypatch.setattr(nc, "MAX_TILE_BLOCKS", 2)
-    monkeypatch.setattr(nc, "REDUCE_THREADS", 4)
-    monkeypatch.setattr(nc, "BLOCK_REDUCE_MIN", 1)
+    monkeypatch.setattr(nc.launch, "THREADS", 3)
+    monkeypatch.setattr(nc.launch, "MAX_BLOCKS", 2)
+    monkeypatch.setattr(nc.launch, "TILE", 2)
+    monkeypatch.setattr(nc.launch, "MAX_TILE_BLOCKS", 2)
+    monkeypatch.setattr(nc.launch, "REDUCE_THREADS", 4)
+    monkeypatch.setattr(nc.launch, "BLOCK_REDUCE_MIN", 1)
 
 
 def test_tiled_matmul_batched_broadcast(cu, big_launches):
@@ -219,6 +219,84 @@ def test_grid_stride_elementwise_and_atomics(cu, big_launches):
                                REF.index_put_add((7, 5), key, src[:4]))
 
 
+# ------------------------------------------ the GPU branch of the host adapter
+class RecordingCuda:
+    """A test double of the numba.cuda host calls that Device makes on a GPU. Its
+    device arrays are the simulator's, which kernels can run on, with a tuple shape
+    as a GPU's DeviceNDArray has."""
+
+    def __init__(self):
+        self.calls = []
+
+    def _device(self, host):
+        return nc.DEVICE.to_device(np.array(host, order="C"))  # (ascontiguousarray makes 0-d 1-d)
+
+    def to_device(self, host):
+        self.calls.append(("to_device", host.shape, host.dtype, host.flags.c_contiguous))
+        return self._device(host)
+
+    def device_array(self, shape, dtype):
+        self.calls.append(("device_array", tuple(shape), np.dtype(dtype)))
+        return self._device(np.empty(shape, dtype))
+
+    def as_cuda_array(self, obj):
+        self.calls.append(("as_cuda_array", type(obj).__name__))
+        return self._device(obj.host)
+
+    def is_available(self):
+        self.calls.append(("is_available",))
+        return True
+
+
+class ForeignGPUArray:
+    """Stands in for a CuPy array or a PyTorch CUDA tensor."""
+    __cuda_array_interface__ = {}  # presence is all Device.foreign looks at
+
+    def __init__(self, host):
+        self.host = host
+
+
+def test_gpu_branch_of_the_device_adapter_calls_numba_cuda_once_per_upload():
+    fake = RecordingCuda()
+    dev = nc.Device(fake, simulator=False)
+    assert dev.unavailable_reason() is None and fake.calls == [("is_available",)]
+    host_data = np.arange(6.0).reshape(2, 3)
+    up = dev.to_device(host_data)
+    assert fake.calls[-1] == ("to_device", (2, 3), np.float64, True)  # one call, no recursion
+    np.testing.assert_array_equal(up.copy_to_host(), host_data)
+    assert dev.empty((4,), np.int64).shape == (4,) and fake.calls[-1][0] == "device_array"
+    view = dev.foreign(ForeignGPUArray(host_data))
+    assert fake.calls[-1] == ("as_cuda_array", "ForeignGPUArray")
+    np.testing.assert_array_equal(view.copy_to_host(), host_data)
+    assert dev.foreign(host_data) is None  # a NumPy array is uploaded, not adopted
+    assert nc.Device(fake, simulator=True).foreign(ForeignGPUArray(host_data)) is None
+
+
+def test_backend_runs_a_training_step_through_the_gpu_branch():
+    """The whole backend on the GPU branch of the adapter (kernels on the simulator):
+    every upload is one cuda.to_device of a C-contiguous array."""
+    fake = RecordingCuda()
+    gpu = nc.NumbaCUDABackend(device=nc.Device(fake, simulator=False))
+    assert repr(gpu) == "<backend cuda>"
+    rng = np.random.default_rng(5)
+    xs, ws = rng.standard_normal((4, 3)), rng.standard_normal((3, 5))
+    results = {}
+    for b in (gpu, REF):
+        x = og.tensor(xs[:, ::-1], backend=b)  # a non-contiguous host array
+        w = og.tensor(ws, requires_grad=True, backend=b)
+        table = og.tensor(ws.T, requires_grad=True, backend=b)
+        h = (x @ w).relu()[np.array([0, 2, 2])] + og.embedding(table, np.array([1, 1, 4]))[:, :3].sum()
+        loss = og.cross_entropy(h, np.array([0, 4, 1]))
+        loss.backward()
+        results[b.name] = (loss.numpy(), w.grad.numpy(), table.grad.numpy())
+    for got, want in zip(results["cuda"], results["numpy"]):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    uploads = [c for c in fake.calls if c[0] == "to_device"]
+    assert uploads and all(c[3] for c in uploads), uploads
+    foreign = gpu.asarray(ForeignGPUArray(xs))
+    assert fake.calls[-1] == ("as_cuda_array", "ForeignGPUArray") and gpu.is_array(foreign)
+
+
 # ---------------------------------------------------------------------- errors
 def test_mixing_backends_is_a_clear_error(cu):
     a = og.tensor([1.0, 2.0], backend="cuda")
@@ -229,18 +307,20 @@ def test_mixing_backends_is_a_clear_error(cu):
         og.matmul(b.reshape(1, 2), a.reshape(2, 1))
 
 
-def test_unavailable_message_in_process(monkeypatch):
-    monkeypatch.setattr(nc, "SIM", False)
-    monkeypatch.setattr(nc.cuda, "is_available", lambda: False)
+def test_unavailable_message_without_a_gpu():
+    class NoGPU:
+        @staticmethod
+        def is_available():
+            return False
     with pytest.raises(RuntimeError) as err:
-        nc.NumbaCUDABackend()
+        nc.NumbaCUDABackend(device=nc.Device(NoGPU, simulator=False))
     assert "no CUDA GPU" in str(err.value) and "NUMBA_ENABLE_CUDASIM=1" in str(err.value)
 
 
 @pytest.mark.skipif(os.path.exists("/dev/nvidia0"), reason="a GPU is present: cuda is available")
 def test_unavailable_without_gpu_or_simulator():
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="0")
-    code = "import backends\ntry:\n    backends.get('cuda')\nexcept RuntimeError as e:\n    print(e)\n"
+    code = "from opgraph import backends\ntry:\n    backends.get('cuda')\nexcept RuntimeError as e:\n    print(e)\n"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -256,12 +336,12 @@ def test_every_launched_kernel_lowers_for_the_cuda_target(cu, tmp_path):
     sweep over every kernel family, with the real CUDA target."""
     _exercise_every_kernel(cu)
     chosen = {}
-    for key, argtypes in nc.LAUNCHED:  # one signature per (kernel, dtypes), any rank
+    for key, argtypes in nc.launch.LAUNCHED:  # one signature per (kernel, dtypes), any rank
         dtypes = tuple(str(getattr(t, "dtype", t)) for t in argtypes
                        if not str(t).startswith("UniTuple"))
         chosen.setdefault((key, dtypes), (key, argtypes))
     kinds = {key[0] for key, _ in chosen.values()}
-    assert kinds == set(nc._BUILDERS), set(nc._BUILDERS) - kinds
+    assert kinds == set(nc.kernels.BUILDERS), set(nc.kernels.BUILDERS) - kinds
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
     jobs = []
     signatures = sorted(chosen.values(), key=repr)
@@ -312,9 +392,10 @@ def _exercise_every_kernel(cu):
     cu.sum(cu.binary("gt", f32, 3.0))
     cu.sum(i64, (1,))
     cu.arange(4, np.int64)
-    saved = (nc.BLOCK_REDUCE_MIN, nc.REDUCE_THREADS, nc.TILE)
+    config = nc.launch
+    saved = (config.BLOCK_REDUCE_MIN, config.REDUCE_THREADS, config.TILE)
     try:
-        nc.BLOCK_REDUCE_MIN, nc.REDUCE_THREADS, nc.TILE = 1, 2, 2
+        config.BLOCK_REDUCE_MIN, config.REDUCE_THREADS, config.TILE = 1, 2, 2
         for a in (f32, f64):
             cu.sum(a, (1,))
             cu.max(a, 1)
@@ -325,4 +406,4 @@ def _exercise_every_kernel(cu):
             for s in backends.SEMIRINGS:
                 cu.tropical_matmul(a, cu.transpose(a, (1, 0)), s)
     finally:
-        nc.BLOCK_REDUCE_MIN, nc.REDUCE_THREADS, nc.TILE = saved
+        config.BLOCK_REDUCE_MIN, config.REDUCE_THREADS, config.TILE = saved

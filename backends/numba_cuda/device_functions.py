@@ -1,0 +1,251 @@
+"""Device functions the kernels share: flat-index arithmetic over strided views,
+elementwise math with IEEE results, first-best comparisons and the semirings.
+
+Under the simulator these stay plain Python (see device.device_function)."""
+import math
+
+import numpy as np
+
+from ..base import UNARY_OPS, BINARY_OPS, SEMIRINGS
+from .device import device_function
+
+
+# ---- index arithmetic (device functions) --------------------------------------
+def _offset_py(i, shape, strides):
+    """Offset of the C-order flat index i in a view with `shape` and `strides`."""
+    off = 0
+    for d in range(len(shape) - 1, -1, -1):
+        s = shape[d]
+        off += (i % s) * strides[d]
+        i //= s
+    return off
+
+
+def _offset2_py(i, shape, s1, s2):
+    o1 = 0
+    o2 = 0
+    for d in range(len(shape) - 1, -1, -1):
+        s = shape[d]
+        q = i % s
+        o1 += q * s1[d]
+        o2 += q * s2[d]
+        i //= s
+    return o1, o2
+
+
+def _offset3_py(i, shape, s1, s2, s3):
+    o1 = 0
+    o2 = 0
+    o3 = 0
+    for d in range(len(shape) - 1, -1, -1):
+        s = shape[d]
+        q = i % s
+        o1 += q * s1[d]
+        o2 += q * s2[d]
+        o3 += q * s3[d]
+        i //= s
+    return o1, o2, o3
+
+
+offset = device_function(_offset_py)
+offset2 = device_function(_offset2_py)
+offset3 = device_function(_offset3_py)
+
+
+# ---- elementwise math (device functions) --------------------------------------
+# The guards make the simulator (Python's math raises on log(0), exp(1000),
+# sin(inf)) give the IEEE results a GPU gives.
+def _neg(x):
+    return -x
+
+
+def _exp(x):
+    if x > 709.7:
+        return math.inf
+    return math.exp(x)
+
+
+def _log(x):
+    if x > 0:
+        return math.log(x)
+    if x == 0:
+        return -math.inf
+    return math.nan
+
+
+def _sin(x):
+    if math.isinf(x):
+        return math.nan
+    return math.sin(x)
+
+
+def _cos(x):
+    if math.isinf(x):
+        return math.nan
+    return math.cos(x)
+
+
+def _sqrt(x):
+    if x >= 0:
+        return math.sqrt(x)
+    return math.nan
+
+
+def _rsqrt(x):
+    if x > 0:
+        return 1 / math.sqrt(x)
+    if x == 0:
+        return math.inf
+    return math.nan
+
+
+def _relu(x):
+    return 0 if x < 0 else x
+
+
+def _sigmoid_py(x):
+    if x >= 0:
+        e = math.exp(-x)
+        return 1 / (1 + e)
+    e = math.exp(x)
+    return e / (1 + e)
+
+
+_sigmoid = device_function(_sigmoid_py)
+
+
+def _tanh(x):
+    return math.tanh(x)
+
+
+def _silu(x):
+    return x * _sigmoid(x)
+
+
+def _abs(x):
+    return abs(x)
+
+
+def _sign(x):
+    if x > 0:
+        return 1
+    if x < 0:
+        return -1
+    return x  # 0 or nan
+
+
+def _add(x, y):
+    return x + y
+
+
+def _sub(x, y):
+    return x - y
+
+
+def _mul(x, y):
+    return x * y
+
+
+def _div(x, y):
+    return x / y
+
+
+def _pow(x, y):
+    return x ** y
+
+
+def _maximum(x, y):
+    if x != x:
+        return x
+    if y != y:
+        return y
+    return x if x >= y else y
+
+
+def _minimum(x, y):
+    if x != x:
+        return x
+    if y != y:
+        return y
+    return x if x <= y else y
+
+
+def _gt(x, y):
+    return x > y
+
+
+def _ge(x, y):
+    return x >= y
+
+
+def _lt(x, y):
+    return x < y
+
+
+def _le(x, y):
+    return x <= y
+
+
+def _eq(x, y):
+    return x == y
+
+
+def _ne(x, y):
+    return x != y
+
+
+UNARY = {name: device_function(f) for name, f in {
+    "neg": _neg, "exp": _exp, "log": _log, "sin": _sin, "cos": _cos, "sqrt": _sqrt,
+    "rsqrt": _rsqrt, "relu": _relu, "sigmoid": _sigmoid, "tanh": _tanh, "silu": _silu,
+    "abs": _abs, "sign": _sign}.items()}
+BINARY = {name: device_function(f) for name, f in {
+    "add": _add, "sub": _sub, "mul": _mul, "div": _div, "pow": _pow,
+    "maximum": _maximum, "minimum": _minimum, "gt": _gt, "ge": _ge, "lt": _lt,
+    "le": _le, "eq": _eq, "ne": _ne}.items()}
+assert set(UNARY) == set(UNARY_OPS) and set(BINARY) == set(BINARY_OPS)
+exp, log = UNARY["exp"], UNARY["log"]
+
+# first-maximum / first-minimum comparisons with NumPy's NaN rule (NaN wins, first NaN)
+def _better_max(v, i, bv, bi):
+    if i < 0:
+        return False
+    if bi < 0:
+        return True
+    if bv != bv:
+        return v != v and i < bi
+    if v != v:
+        return True
+    return v > bv or (v == bv and i < bi)
+
+
+def _better_min(v, i, bv, bi):
+    if i < 0:
+        return False
+    if bi < 0:
+        return True
+    if bv != bv:
+        return v != v and i < bi
+    if v != v:
+        return True
+    return v < bv or (v == bv and i < bi)
+
+
+BETTER = {"max": device_function(_better_max), "min": device_function(_better_min)}
+
+
+# tropical semirings: combine (⊗) and strict "better" (⊕ picks the better, ties keep the first)
+def _tgt(x, y):
+    return x > y
+
+
+def _tlt(x, y):
+    return x < y
+
+
+SEMIRING = {
+    "max_plus": (device_function(_add), device_function(_tgt), -np.inf),
+    "min_plus": (device_function(_add), device_function(_tlt), np.inf),
+    "max_mul": (device_function(_mul), device_function(_tgt), 0.0),
+}
+assert set(SEMIRING) == set(SEMIRINGS)
+
