@@ -111,9 +111,8 @@ def _backward_view(g):
         if d["kind"] == "op":
             d["label"] = f"{d['op']}Backward"
         else:
-            what = d["name"] or _shape_text(d["shape"])
-            d["label"] = f"grad {what}\n{d['dtype']}" if d["name"] else \
-                f"grad\n{what} {d['dtype']}"
+            what = f"grad {d['name']}" if d["name"] else "grad"
+            d["label"] = f"{what}\n{_shape_text(d['shape'])} {d['dtype']}"
     b.graph["backward"] = True
     return b
 

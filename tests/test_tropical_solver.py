@@ -481,7 +481,7 @@ def test_cli_plot(tmp_path, capsys):
 
 def test_cli_plot_without_matplotlib(monkeypatch, capsys, tmp_path):
     monkeypatch.setitem(sys.modules, "matplotlib", None)   # import matplotlib -> ImportError
-    assert main(["mis", "petersen", "--plot", str(tmp_path / "x.png")]) == 1
+    assert main(["mis", "petersen", "--plot", str(tmp_path / "x.png")]) == 2
     err = capsys.readouterr().err.strip()
     assert "matplotlib" in err and "opgraph[plot]" in err and "\n" not in err
     assert not (tmp_path / "x.png").exists()

@@ -3,6 +3,7 @@ contraction report, and --plot."""
 import sys
 
 from ..graph_specs import SPEC_HELP, GraphSpecError, parse_graph
+from ._cli import UsageError, plot_path
 
 
 def add_common_arguments(parser):
@@ -12,7 +13,8 @@ def add_common_arguments(parser):
                         help="contraction order: tree decomposition by min-fill-in or min-degree "
                              "(auto: the better of the two), or greedy for small graphs "
                              "(default: auto)")
-    parser.add_argument("--backend", default=None, help="numpy (default), numba or cuda")
+    parser.add_argument("--backend", default=None, choices=["numpy", "numba", "cuda"],
+                        help="backend of the contraction (default: numpy)")
     parser.add_argument("--plot", metavar="PNG", default=None,
                         help="draw the graph with the solution highlighted (needs matplotlib: "
                              "pip install 'opgraph[plot]')")
@@ -44,24 +46,17 @@ def load_graph(spec):
     return graph, None
 
 
-def check_plot_available(args):
-    """None, or an exit code after a one-line message when --plot cannot work."""
-    if args.plot is None:
-        return None
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot  # noqa: F401
-    except ImportError:
-        return fail("--plot needs matplotlib, which is not installed "
-                    "(pip install 'opgraph[plot]')")
-    from matplotlib.figure import Figure
-    kinds = Figure().canvas.get_supported_filetypes()
-    ext = args.plot.rsplit(".", 1)[-1].lower() if "." in args.plot else ""
-    if ext not in kinds:
-        return fail(f"--plot {args.plot!r}: unsupported image format {ext!r} "
-                    f"(use one of {', '.join(sorted(kinds))})", 2)
-    return None
+def check_arguments(args):
+    """--backend (it runs here) and --plot (matplotlib installed, a writable path, a format
+    it writes), before any work: raises UsageError (exit code 2)."""
+    if args.backend is not None:
+        from opgraph import backends
+        try:
+            backends.get(args.backend)
+        except (RuntimeError, ImportError) as e:
+            raise UsageError(str(e)) from None
+    if args.plot is not None:
+        plot_path(args.plot)
 
 
 def describe(graph):

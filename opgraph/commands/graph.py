@@ -1,11 +1,11 @@
 """`python -m opgraph graph`: draw the forward graph of a model (or, with
 --backward, the gradient flow) as a PNG/SVG, or as Graphviz text (.dot)."""
 import os
-import sys
 
 
 def add_arguments(parser):
-    parser.add_argument("--model", choices=["cnn", "mlp"], default="cnn",
+    from opgraph import models
+    parser.add_argument("--model", choices=models.names(), default="cnn",
                         help="the model of `python -m opgraph train` (default: %(default)s)")
     parser.add_argument("--out", default="graph.png", metavar="PATH",
                         help="output file: .png, .svg or .pdf (matplotlib), or .dot / .gv "
@@ -16,23 +16,34 @@ def add_arguments(parser):
                         help="batch size of the example input (default: %(default)s)")
 
 
+DOT = ("dot", "gv")
+
+
+def check_arguments(args):
+    """The output path and the batch size, before anything is built (UsageError)."""
+    from ._cli import UsageError, extension, matplotlib_formats, number, output_path
+    number(args.batch_size, "--batch-size", minimum=1, integer=True)
+    if extension(args.out) in DOT:
+        return output_path(args.out, "--out", DOT, what="the graph")
+    try:
+        formats = matplotlib_formats("--out")
+    except UsageError:
+        raise UsageError(f"drawing {args.out!r} needs matplotlib, which is not installed: "
+                         "pip install 'opgraph[plot]' (or write Graphviz text with --out "
+                         "graph.dot)") from None
+    return output_path(args.out, "--out", DOT + tuple(formats), what="the graph")
+
+
 def run(args):
     import opgraph
-    from opgraph import graph, nn
-    from opgraph.commands.train import build_model
+    from opgraph import graph, models, nn
     from opgraph.data import load_digits
 
+    check_arguments(args)
     is_dot = os.path.splitext(args.out)[1].lower() in (".dot", ".gv")
-    if not is_dot:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            print("error: drawing needs matplotlib, which is not installed: pip install "
-                  "'opgraph[plot]' (or write Graphviz text with --out graph.dot)", file=sys.stderr)
-            return 2
     (x, y), _ = load_digits()
     nn.manual_seed(0)
-    model = build_model(args.model, x.shape[1:])
+    model = models.build(args.model, x.shape[1:])
     params = {name: p for name, p in model.named_parameters()}
     with opgraph.Tape() as tape:
         inputs, targets = opgraph.tensor(x[:args.batch_size]), opgraph.tensor(y[:args.batch_size])

@@ -2,7 +2,7 @@
 tropical tensor network; the configuration is the gradient w.r.t. the vertex weights."""
 import time
 
-from ._solver_cli import (add_common_arguments, seed, check_plot_available, describe, draw, fail,
+from ._solver_cli import (add_common_arguments, seed, check_arguments, describe, draw, fail,
                           load_graph, node_list, print_contraction)
 
 
@@ -17,11 +17,9 @@ def run(args):
     import numpy as np
 
     from .. import tropical
+    check_arguments(args)
     graph, code = load_graph(args.graph)
     if graph is None:
-        return code
-    code = check_plot_available(args)
-    if code is not None:
         return code
     weights = None
     if args.random_weights is not None:

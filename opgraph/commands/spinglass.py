@@ -2,7 +2,8 @@
 tropical tensor network; the spins are the gradient of the energy w.r.t. the fields."""
 import time
 
-from ._solver_cli import (add_common_arguments, seed, check_plot_available, describe, draw, fail,
+from ._cli import number
+from ._solver_cli import (add_common_arguments, seed, check_arguments, describe, draw, fail,
                           load_graph, node_list, print_contraction)
 
 
@@ -19,11 +20,10 @@ def run(args):
     import numpy as np
 
     from .. import tropical
+    check_arguments(args)
+    number(args.field, "--field")
     graph, code = load_graph(args.graph)
     if graph is None:
-        return code
-    code = check_plot_available(args)
-    if code is not None:
         return code
     edges = list(graph.edges())
     if args.random_couplings is not None:

@@ -12,9 +12,10 @@ DEFAULTS = dict(model="cnn", epochs=20, batch_size=32, lr=2e-3, seed=0)
 def add_arguments(parser):
     parser.add_argument("--backend", choices=["numpy", "numba", "cuda"], default=None,
                         help="backend to train on (default: the default backend, numpy)")
-    parser.add_argument("--model", choices=["cnn", "mlp"], default=DEFAULTS["model"],
-                        help="cnn: conv-relu-pool-conv-relu-pool-linear; mlp: two hidden layers "
-                             "(default: %(default)s)")
+    from opgraph import models
+    parser.add_argument("--model", choices=models.names(), default=DEFAULTS["model"],
+                        help="; ".join(f"{name}: {description}" for name, (_, description)
+                                       in models.MODELS.items()) + " (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=DEFAULTS["epochs"],
                         help="passes over the training set (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"],
@@ -39,24 +40,15 @@ def add_arguments(parser):
     parser.add_argument("--plot", default=None, metavar="PNG",
                         help="draw the loss and accuracy curves to this file (needs matplotlib: "
                              "pip install 'opgraph[plot]')")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bar (there is none either when stderr is not a "
+                             "terminal: then one line per epoch)")
 
 
 def build_model(name, image_shape, num_classes=10, backend=None):
-    """The two models of the command. image_shape is (C, H, W)."""
-    from opgraph import nn
-    c, h, w = image_shape
-    if name == "cnn":
-        return nn.Sequential(
-            nn.Conv2d(c, 16, 3, padding=1, backend=backend), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1, backend=backend), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(32 * (h // 4) * (w // 4), num_classes, backend=backend))
-    if name == "mlp":
-        return nn.Sequential(
-            nn.Flatten(), nn.Linear(c * h * w, 128, backend=backend), nn.ReLU(),
-            nn.Linear(128, 64, backend=backend), nn.ReLU(),
-            nn.Linear(64, num_classes, backend=backend))
-    raise ValueError(f"unknown model {name!r}; expected 'cnn' or 'mlp'")
+    """The model `name` of opgraph.models (kept here for older scripts)."""
+    from opgraph import models
+    return models.build(name, image_shape, num_classes, backend)
 
 
 def load_data(path=None):
@@ -69,15 +61,8 @@ def load_data(path=None):
 
 def evaluate(model, x, y, batch_size=256):
     """Accuracy of `model` on NumPy arrays x, y (eval mode, no recording)."""
-    import opgraph
-    from opgraph.data import DataLoader
-    model.eval()
-    correct = 0
-    with opgraph.no_grad():
-        for xb, yb in DataLoader((x, y), batch_size=batch_size):
-            correct += int((model(xb).numpy().argmax(axis=1) == yb.numpy()).sum())
-    model.train()
-    return correct / len(y)
+    from opgraph import models
+    return models.evaluate(model, x, y, batch_size)["accuracy"]
 
 
 def _check_matplotlib():
@@ -88,9 +73,9 @@ def _check_matplotlib():
         return False
 
 
-def plot_curves(history, path):
+def plot_curves(history, path, title=None):
     from matplotlib.figure import Figure
-    fig = Figure(figsize=(9, 3.5))
+    fig = Figure(figsize=(9, 3.8))
     ax1, ax2 = fig.subplots(1, 2)
     steps = np.arange(1, len(history["loss"]) + 1)
     ax1.plot(steps, history["loss"], lw=0.8, color="#2563eb", label="training batches")
@@ -104,42 +89,62 @@ def plot_curves(history, path):
     ax2.set_xlabel("epoch")
     ax2.set_ylabel("accuracy")
     ax2.legend()
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
 
+def check_arguments(args):
+    """Every option value and output path, before any data is loaded (UsageError)."""
+    from ._cli import UsageError, number, output_path, plot_path
+    number(args.epochs, "--epochs", minimum=1, integer=True)
+    number(args.batch_size, "--batch-size", minimum=1, integer=True)
+    number(args.lr, "--lr", above=0)
+    number(args.seed, "--seed", minimum=0, integer=True)
+    if args.subset is not None:
+        number(args.subset, "--subset", minimum=1, integer=True)
+    if args.out:
+        output_path(args.out, "--out", what="the weights")
+    if args.plot:
+        if not _check_matplotlib():
+            raise UsageError("--plot needs matplotlib, which is not installed: "
+                             "pip install 'opgraph[plot]' (or pip install matplotlib)")
+        plot_path(args.plot)
+
+
+def how_to_use(path, prog):
+    return (f"use them with:\n"
+            f"  {prog} evaluate {path}              # accuracy and confusion matrix\n"
+            f"  {prog} predict {path} IMAGE.png     # classify images (.npy, .png, ...)\n"
+            f"  python: model = opgraph.models.load({str(path)!r}); "
+            f"opgraph.models.predict(model, images)")
+
+
 def run(args):
     import opgraph
-    from opgraph import nn, optim
+    from opgraph import models, nn, optim
     from opgraph.data import DataLoader
-    from opgraph.serialization import save
     from tqdm import tqdm
+    from ._cli import FAILED, fail
 
-    if args.plot and not _check_matplotlib():
-        print("error: --plot needs matplotlib, which is not installed: "
-              "pip install 'opgraph[plot]' (or pip install matplotlib)", file=sys.stderr)
-        return 2
-    if args.epochs < 1 or args.batch_size < 1 or args.lr <= 0:
-        print("error: --epochs and --batch-size must be >= 1 and --lr > 0", file=sys.stderr)
-        return 2
+    check_arguments(args)
     if args.backend is not None:
         try:
             opgraph.set_default_backend(args.backend)
         except (RuntimeError, ImportError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+            return fail(e)
     backend = opgraph.get_default_backend()
     try:
         ((x_train, y_train), (x_test, y_test)), source = load_data(args.data)
     except (OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(e)
     if args.subset is not None:
         x_train, y_train = x_train[:args.subset], y_train[:args.subset]
     num_classes = int(max(y_train.max(), y_test.max())) + 1
 
     nn.manual_seed(args.seed)
-    model = build_model(args.model, x_train.shape[1:], num_classes)
+    model = models.build(args.model, x_train.shape[1:], num_classes)
     loss_fn = nn.CrossEntropyLoss()
     if args.optimizer == "adam":
         opt = optim.Adam(model.parameters(), lr=args.lr)
@@ -150,22 +155,28 @@ def run(args):
     print(f"training a {args.model.upper()} ({model.num_parameters():,} parameters) on "
           f"{source}: {len(x_train)} train / {len(x_test)} test images, backend "
           f"{backend.name}, {args.epochs} epochs, batch {args.batch_size}, "
-          f"{args.optimizer} lr {args.lr}")
+          f"{args.optimizer} lr {args.lr}", flush=True)
 
+    # a bar only on a terminal: in a log, carriage-return updates would be one huge line
+    show_bar = not args.quiet and sys.stderr.isatty()
     history = {"loss": [], "train_acc": [], "test_acc": []}
     start = time.perf_counter()
     for epoch in range(1, args.epochs + 1):
         seen = correct = 0
         total_loss = 0.0
         bar = tqdm(loader, desc=f"epoch {epoch}/{args.epochs}", leave=False,
-                   disable=args.quiet, unit="batch")
-        for xb, yb in bar:
+                   disable=not show_bar, unit="batch")
+        for step, (xb, yb) in enumerate(bar, 1):
             opt.zero_grad()
             logits = model(xb)
             loss = loss_fn(logits, yb)
+            loss_value = loss.item()
+            if not np.isfinite(loss_value):
+                bar.close()
+                return fail(f"training diverged: the loss is {loss_value} at epoch {epoch}, "
+                            f"step {step} (lr {args.lr}); try a smaller --lr", FAILED)
             loss.backward()
             opt.step()
-            loss_value = loss.item()
             n = len(yb)
             seen += n
             total_loss += loss_value * n
@@ -179,15 +190,24 @@ def run(args):
         line = (f"epoch {epoch:3d}/{args.epochs}  loss {total_loss / seen:.4f}  "
                 f"train acc {correct / seen:.4f}  test acc {test_acc:.4f}  "
                 f"({time.perf_counter() - start:.1f} s)")
-        tqdm.write(line) if not args.quiet else print(line)
+        if show_bar:
+            tqdm.write(line)
+        else:
+            print(line, flush=True)
     elapsed = time.perf_counter() - start
     test_acc = history["test_acc"][-1]
     print(f"test accuracy: {100 * test_acc:.2f}% ({round(test_acc * len(y_test))}/"
           f"{len(y_test)}) after {args.epochs} epochs in {elapsed:.1f} s")
-    if args.out:
-        save(model, args.out)
-        print(f"saved the weights to {args.out}")
     if args.plot:
-        plot_curves(history, args.plot)
+        plot_curves(history, args.plot,
+                    title=f"{args.model.upper()} on backend {backend.name}: final test accuracy "
+                          f"{100 * test_acc:.1f}% ({source}, {args.epochs} epochs)")
         print(f"saved the curves to {args.plot}")
+    if args.out:
+        try:
+            models.save(model, args.out)
+        except OSError as e:
+            return fail(f"cannot write the weights to {args.out!r}: {e.strerror or e}", FAILED)
+        print(f"saved the weights to {args.out}; "
+              + how_to_use(args.out, getattr(args, "_prog", "python -m opgraph")))
     return 0
