@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 # or the op catalog (`import opgraph.ops`) never loads it: `opgraph.add`, `opgraph.nn`, ...
 # import their module when first looked up. The functions are those in
 # opgraph.functions.__all__; other names are listed here.
-_SUBMODULES = ("functions", "nn", "optim", "data", "graph", "tropical", "serialization",
+_SUBMODULES = ("functions", "nn", "optim", "data", "graph", "tropical", "serialization", "models",
                "commands")
 _NAMES = {"save": "serialization", "load": "serialization"}
 _CORE = ["Tensor", "tensor", "from_numpy", "zeros", "ones", "full", "randn", "rand",
