@@ -72,10 +72,20 @@ class NumpyBackend(Backend):
 
     # ---- elementwise
     def unary(self, op, a):
-        return _UNARY[op](a)
+        try:
+            kernel = _UNARY[op]
+        except (KeyError, TypeError):
+            raise ValueError(f"{self.name} backend: unknown unary op {op!r}; expected one of "
+                             f"{sorted(_UNARY)}") from None
+        return kernel(a)
 
     def binary(self, op, a, b):
-        return _BINARY[op](a, b)
+        try:
+            kernel = _BINARY[op]
+        except (KeyError, TypeError):
+            raise ValueError(f"{self.name} backend: unknown binary op {op!r}; expected one of "
+                             f"{sorted(_BINARY)}") from None
+        return kernel(a, b)
 
     def where(self, cond, a, b):
         return np.where(cond, a, b)

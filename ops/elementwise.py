@@ -59,7 +59,12 @@ class Pow(Operation):
         self.exponent = weak_scalar(exponent)
 
     def forward(self, x):
-        return self.backend.binary("pow", x, self.exponent)
+        p = self.exponent
+        if x.dtype.kind in "iub" and hasattr(p, "__index__") and p < 0:  # an integer power
+            raise ValueError(f"{self.name}: an integer tensor ({x.dtype}) to the negative integer "
+                             f"power {p!r} is not allowed (as NumPy and torch); use a float "
+                             "tensor or exponent")
+        return self.backend.binary("pow", x, p)
 
     def backward(self, grad):
         (x,) = self.inputs
@@ -71,16 +76,30 @@ class Pow(Operation):
 
 class PowTensor(_Binary):
     """z = a^b elementwise (b a tensor, broadcasting);
-    da = dz · b · a^(b-1),  db = dz · a^b · log a  (0 where a = 0 and b >= 0, as torch)"""
+    da = dz · b · a^(b-1)  (0 at a = b = 0, as torch),
+    db = dz · a^b · log a  (0 where a = 0 and b >= 0, as torch)"""
     kernel = "pow"
+
+    def forward(self, a, b):
+        bk = self.backend
+        if a.dtype.kind in "iub" and b.dtype.kind in "iub" and 0 not in b.shape \
+                and int(bk.to_numpy(bk.min(b))) < 0:
+            raise ValueError(f"{self.name}: integer tensors ({a.dtype} ** {b.dtype}) to negative "
+                             "integer powers are not allowed (as NumPy); use float tensors")
+        return super().forward(a, b)
 
     def backward(self, grad):
         a, b = self.inputs
         bk = self.backend
-        da = grad * b * a ** (b - 1)
-        # a^b is flat in b where a = 0 and b >= 0; keep log(0) out of the graph there
-        zero_base = bk.where(bk.binary("eq", a.data, 0), bk.binary("ge", b.data, 0), False)
         one, zero = (self.constant(bk.full((), v, a.dtype)) for v in (1, 0))
+        a_zero = bk.binary("eq", a.data, 0)
+        # 0^0: da is 0 (as torch), not 0 · 0^-1 = NaN; a base of 1 there keeps the infinity
+        # out of the graph (second order stays finite); elsewhere the formula holds as it is
+        zero_zero = bk.where(a_zero, bk.binary("eq", b.data, 0), False)
+        safe_a = Where(zero_zero)(one, a)
+        da = Where(zero_zero)(zero, grad * b * safe_a ** (b - 1))
+        # a^b is flat in b where a = 0 and b >= 0; keep log(0) out of the graph there
+        zero_base = bk.where(a_zero, bk.binary("ge", b.data, 0), False)
         log_a = Where(zero_base)(zero, Where(zero_base)(one, a).log())
         db = grad * self.output * log_a
         return sum_to_shape(da, a.shape), sum_to_shape(db, b.shape)

@@ -12,6 +12,8 @@ class Softmax(Operation):
 
     def forward(self, x):
         self.dim = normalize_axis(self.name, self.dim, len(x.shape))
+        if 0 in x.shape:  # nothing to normalise: an empty result, as torch
+            return self.backend.zeros(x.shape, x.dtype)
         return self.backend.softmax(x, self.dim)
 
     def backward(self, grad):
@@ -27,6 +29,8 @@ class LogSoftmax(Operation):
 
     def forward(self, x):
         self.dim = normalize_axis(self.name, self.dim, len(x.shape))
+        if 0 in x.shape:
+            return self.backend.zeros(x.shape, x.dtype)
         return self.backend.log_softmax(x, self.dim)
 
     def backward(self, grad):
@@ -36,7 +40,8 @@ class LogSoftmax(Operation):
 
 class CrossEntropy(Operation):
     """loss = (1/N) Σ_n (m_n + log Σ_c exp(logits[n, c] - m_n) - logits[n, targets[n]]) for
-    logits (N, C), int targets (N,), m_n = max_c logits[n, c]  (one fused kernel, stable);
+    logits (N, C), int targets (N,), m_n = max_c logits[n, c]  (one fused kernel, stable;
+    NaN for an empty batch, as torch);
     dlogits = dloss · (softmax(logits) - onehot(targets)) / N  (CrossEntropyGrad)"""
 
     def forward(self, logits, targets):
@@ -49,7 +54,9 @@ class CrossEntropy(Operation):
         b = self.backend
         loss, self.top, self.logsum = b.cross_entropy(logits, targets)
         self.targets = targets
-        return b.binary("mul", b.sum(loss), 1.0 / max(logits.shape[0], 1))
+        if logits.shape[0] == 0:  # the mean of no losses, as torch (and as mean())
+            return b.full((), float("nan"), logits.dtype)
+        return b.binary("mul", b.sum(loss), 1.0 / logits.shape[0])
 
     def backward(self, grad):
         return CrossEntropyGrad(self.targets, self.top, self.logsum)(self.inputs[0], grad), None

@@ -68,10 +68,14 @@ class MaxDim(Operation):
             raise ValueError(f"{self.name}: max of an empty tensor of shape {tuple(x.shape)}")
         self.dim = normalize_axis(self.name, self.dim, len(x.shape))
         self.in_shape = x.shape
+        if not x.shape:  # a 0-d tensor is its own maximum (torch: max(x, 0) of a 0-d x)
+            return self.backend.copy(x)
         self.arg = self.backend.argmax(x, self.dim, keepdims=True)
         return self.backend.max(x, self.dim, self.keepdim)
 
     def backward(self, grad):
         from .indexing import ScatterAdd
+        if not self.in_shape:
+            return (grad,)
         kept = Reshape(_kept_shape(self.in_shape, (self.dim,)))(grad)
         return (ScatterAdd(self.in_shape, self.dim)(kept, self.constant(self.arg)),)

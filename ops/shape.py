@@ -33,6 +33,11 @@ class Reshape(Operation):
 
 
 def _resolve_shape(name, old, new):
+    for n in new:
+        if isinstance(n, bool) or not hasattr(n, "__index__"):
+            raise TypeError(f"{name}: shape entries must be ints, got {n!r} "
+                            f"({type(n).__name__}) in {new}")
+    new = tuple(int(n) for n in new)
     size = 1
     for n in old:
         size *= n
@@ -60,10 +65,12 @@ class Transpose(Operation):
         self.axes = tuple(axes)
 
     def forward(self, x):
-        if sorted(a % max(len(x.shape), 1) for a in self.axes) != list(range(len(x.shape))):
+        ndim = len(x.shape)
+        axes = tuple(normalize_axis(self.name, a, ndim) for a in self.axes)  # no wrap-around
+        if len(axes) != ndim or sorted(axes) != list(range(ndim)):
             raise ValueError(f"{self.name}: axes {self.axes} are not a permutation of the "
-                             f"{len(x.shape)} dims of a tensor of shape {tuple(x.shape)}")
-        self.axes = tuple(a % len(x.shape) for a in self.axes)
+                             f"{ndim} dims of a tensor of shape {tuple(x.shape)}")
+        self.axes = axes
         return self.backend.transpose(x, self.axes)
 
     def backward(self, grad):
@@ -139,6 +146,10 @@ class Cat(Operation):
         if not xs:
             raise ValueError(f"{self.name}: needs at least one tensor")
         ref = xs[0].shape
+        for i, x in enumerate(xs):
+            if not x.shape:
+                raise ValueError(f"{self.name}: the tensor at position {i} is 0-d and cannot be "
+                                 "concatenated (as torch); use stack, or reshape it to (1,)")
         self.dim = normalize_axis(self.name, self.dim, len(ref))
         for x in xs:
             if len(x.shape) != len(ref) or any(
@@ -163,11 +174,17 @@ class Chunk(MultiOutputOperation):
     dx = cat(dy_i, dim) with zeros for the chunks whose gradient is unused"""
 
     def __init__(self, n, dim=0):
+        if isinstance(n, bool) or not hasattr(n, "__index__"):
+            raise TypeError(f"Chunk: the number of chunks must be an int, got "
+                            f"{type(n).__name__} {n!r}")
         if n < 1:
             raise ValueError(f"Chunk: the number of chunks must be >= 1, got {n}")
-        self.n, self.dim = n, dim
+        self.n, self.dim = int(n), dim
 
     def forward(self, x):
+        if not x.shape:
+            raise ValueError(f"{self.name}: expects a tensor with at least 1 dim, got a 0-d "
+                             "tensor (as torch.chunk)")
         self.dim = normalize_axis(self.name, self.dim, len(x.shape))
         length = x.shape[self.dim]
         if length == 0:  # torch: n empty chunks
