@@ -18,9 +18,14 @@ from opgraph.ops import shape as _sh
 from opgraph.ops.einsum import einsum, einsum_path  # noqa: F401  (string and sublist forms)
 from opgraph.ops.tropical import Semiring, register_semiring, tropical_einsum  # noqa: F401
 
-from .operation import broadcast_shapes, normalize_axis
+from .operation import DimError, broadcast_shapes, check_flag, normalize_axis
 
-from .tensor import Tensor, as_tensors, bind_methods
+from .tensor import Tensor, as_dtype, as_tensors, bind_methods, weak_scalar
+
+
+def _tensor(name, x):
+    """`x` as a Tensor (arrays and numbers convert, anything else is a TypeError naming `name`)."""
+    return x if isinstance(x, Tensor) else as_tensors(name, (x,))[0]
 
 
 # ---- arithmetic
@@ -59,7 +64,13 @@ def le(a, b): return _compare("le", a, b)
 # ---- unary
 def exp(x): return _ew.Exp()(x)
 def log(x): return _ew.Log()(x)
-def log_eps(x, eps): return _ew.LogWithEpsilon(eps)(x)
+def log_eps(x, eps):
+    """log(x + eps), for a number eps."""
+    eps = weak_scalar(eps)
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)):
+        raise TypeError(f"log_eps: eps must be a number, got {type(eps).__name__}"
+                        + (f" {eps!r}" if isinstance(eps, (str, bytes, complex)) else ""))
+    return _ew.LogWithEpsilon(eps)(x)
 def sin(x): return _ew.Sin()(x)
 def cos(x): return _ew.Cos()(x)
 def sqrt(x): return _ew.Sqrt()(x)
@@ -72,7 +83,7 @@ def silu(x): return _ew.SiLU()(x)
 
 
 def astype(x, dtype):
-    dtype = np.dtype(dtype)
+    dtype = as_dtype("astype", dtype)
     if dtype == x.dtype:
         return x
     if dtype.kind == "f" and x.dtype.kind == "f":
@@ -91,7 +102,15 @@ def to_backend(x, backend):
 def where(cond, x, y):
     """cond ? x : y elementwise, broadcasting; differentiable in x and y."""
     x, y = as_tensors("Where", (x, y), promote=True)
-    cond = cond.data if isinstance(cond, Tensor) else x.backend.asarray(np.asarray(cond))
+    if isinstance(cond, Tensor):
+        cond = cond.data
+    else:
+        host = np.asarray(cond) if isinstance(cond, (bool, int, float, np.generic, np.ndarray,
+                                                      list, tuple)) else None
+        if host is None or host.dtype.kind not in "biuf":
+            what = type(cond).__name__ if host is None else f"dtype {host.dtype}"
+            raise TypeError(f"Where: cond must be a bool tensor or array, got {what}")
+        cond = x.backend.asarray(host)
     if cond.dtype.kind != "b":
         cond = x.backend.binary("ne", cond, 0)
     return _ew.Where(cond)(x, y)
@@ -136,7 +155,11 @@ def mean(x, dim=None, keepdim=False): return _red.MeanDim(dim, keepdim)(x)
 
 def max(x, dim=None, keepdim=False):
     """Maximum over one dim (or all); the gradient goes to the first maximum."""
+    x = _tensor("max", x)
     if dim is None:
+        if x.size == 0:
+            raise ValueError(f"max: of an empty tensor of shape {x.shape} (no identity); pass "
+                             "a dim to reduce a non-empty one")
         out = _red.MaxDim(0)(x.reshape(-1))
         return out.reshape(*([1] * x.ndim)) if keepdim else out
     return _red.MaxDim(dim, keepdim)(x)
@@ -144,9 +167,24 @@ def max(x, dim=None, keepdim=False):
 
 def argmax(x, dim=None, keepdim=False):
     """Index (int64) of the first maximum (not differentiable)."""
+    x = _tensor("argmax", x)
+    keepdim = check_flag("argmax", "keepdim", keepdim)
+    b = x.backend
     if dim is None:
-        return Tensor._make(x.backend.argmax(x.backend.reshape(x.data, (-1,)), 0), x.backend)
-    return Tensor._make(x.backend.argmax(x.data, dim, keepdim), x.backend)
+        if x.size == 0:
+            raise DimError(f"argmax: of an empty tensor of shape {x.shape}; pass a dim to reduce "
+                           "a non-empty one")
+        flat = b.argmax(b.reshape(x.data, (-1,)), 0)
+        return Tensor._make(b.reshape(flat, (1,) * x.ndim) if keepdim else flat, b)
+    dim = normalize_axis("argmax", dim, x.ndim)
+    if x.ndim == 0:  # its own maximum, at index 0 (as torch)
+        return Tensor._make(b.zeros((), "int64"), b)
+    if x.shape[dim] == 0:
+        raise DimError(f"argmax: dim {dim} of a tensor of shape {x.shape} is empty")
+    if x.size == 0:
+        shape = x.shape[:dim] + ((1,) if keepdim else ()) + x.shape[dim + 1:]
+        return Tensor._make(b.zeros(shape, "int64"), b)
+    return Tensor._make(b.argmax(x.data, dim, keepdim), b)
 
 
 # ---- shapes
@@ -162,6 +200,7 @@ def reshape(x, *shape): return _sh.Reshape(_shape_args(shape))(x)
 def transpose(x, *axes):
     """Permute axes: no axes reverses them, one tuple (or several ints) is a permutation
     (NumPy), and exactly two ints swap those two dims (torch.transpose)."""
+    x = _tensor("Transpose", x)
     if not axes:
         axes = tuple(reversed(range(x.ndim)))
     elif len(axes) == 1 and isinstance(axes[0], (tuple, list)):
@@ -183,10 +222,11 @@ def broadcast_to(x, *shape): return _sh.BroadcastTo(_shape_args(shape))(x)
 
 
 def flatten(x, start_dim=0, end_dim=-1):
-    if x.ndim == 0:
-        return reshape(x, (1,))
+    x = _tensor("Flatten", x)
     start = normalize_axis("Flatten", start_dim, x.ndim)
     end = normalize_axis("Flatten", end_dim, x.ndim)
+    if x.ndim == 0:
+        return reshape(x, (1,))
     if start > end:
         raise ValueError(f"Flatten: start_dim {start_dim} comes after end_dim {end_dim} for a "
                          f"tensor of shape {x.shape}")
@@ -197,6 +237,7 @@ def flatten(x, start_dim=0, end_dim=-1):
 
 
 def squeeze(x, dim=None):
+    x = _tensor("Squeeze", x)
     if dim is None:
         return reshape(x, tuple(n for n in x.shape if n != 1))
     dim = normalize_axis("Squeeze", dim, x.ndim)
@@ -206,8 +247,11 @@ def squeeze(x, dim=None):
 
 
 def unsqueeze(x, dim):
+    x = _tensor("Unsqueeze", x)
+    if isinstance(dim, bool) or not hasattr(dim, "__index__"):
+        raise TypeError(f"Unsqueeze: dim must be an int, got {type(dim).__name__} {dim!r}")
     if not -x.ndim - 1 <= dim <= x.ndim:
-        raise ValueError(f"Unsqueeze: dim {dim} is out of range for a tensor of shape {x.shape} "
+        raise DimError(f"Unsqueeze: dim {dim} is out of range for a tensor of shape {x.shape} "
                          f"(expected {-x.ndim - 1} <= dim <= {x.ndim})")
     dim = normalize_axis("Unsqueeze", dim, x.ndim + 1)
     return reshape(x, x.shape[:dim] + (1,) + x.shape[dim:])
@@ -222,22 +266,48 @@ def index(x, key):
             if isinstance(k, Tensor):
                 k = k.numpy() if k.backend.name == "numpy" else k.data
             if isinstance(k, (list, np.ndarray)):
-                k = np.asarray(k)
+                k = _index_array(k, key)
                 if k.dtype.kind == "b":
                     raise TypeError(f"Index: boolean mask keys are not supported (key shape "
                                     f"{k.shape}); use where() instead")
                 k = x.backend.asarray(k.astype(np.int64))
+            elif hasattr(k, "dtype") and k.dtype.kind == "f":  # a device array of floats
+                raise IndexError(f"Index: index arrays must be integers, got dtype {k.dtype}")
             converted.append(k)
         key = tuple(converted)
     return _sh.Index(key)(x)
 
 
+def _index_array(k, key):
+    """A list or array key as a NumPy integer (or bool) array: floats are an IndexError
+    (as NumPy and torch; x[[0.5]] must not truncate to x[[0]])."""
+    empty_list = isinstance(k, list) and not k
+    try:
+        k = np.asarray(k)
+    except ValueError:  # ragged lists
+        raise IndexError(f"Index: the index list {key!r} is ragged") from None
+    if k.dtype.kind in "iub" or empty_list:  # x[[]] selects nothing (NumPy, torch)
+        return k
+    raise IndexError(f"Index: index arrays must be integers (or bool), got dtype {k.dtype} "
+                     f"in key {key!r}")
+
+
+def _sequence(name, tensors):
+    if isinstance(tensors, Tensor) or not isinstance(tensors, (list, tuple)) and \
+            not hasattr(tensors, "__iter__"):
+        raise TypeError(f"{name}: expected a list or tuple of tensors, got "
+                        f"{type(tensors).__name__}")
+    return list(tensors)
+
+
 def cat(tensors, dim=0):
-    return _sh.Cat(dim)(*tensors)
+    return _sh.Cat(dim)(*_sequence("Cat", tensors))
 
 
 def stack(tensors, dim=0):
-    tensors = list(tensors)
+    tensors = _sequence("stack", tensors)
+    if not tensors:
+        raise ValueError("stack: needs at least one tensor")
     return cat([unsqueeze(t, dim) for t in tensors], dim)
 
 
@@ -256,7 +326,13 @@ def _indices(idx, like, name):
 
 def gather(x, dim, index):
     """out[i][j][k] = x[i][index[i][j][k]][k] for dim=1, as torch.gather."""
-    return _ix.Gather(dim)(x, _indices(index, x, "Gather"))
+    x = _tensor("Gather", x)
+    index = _indices(index, x, "Gather")
+    if x.ndim == 0:  # as torch: a 0-d tensor gathers like one of shape (1,)
+        normalize_axis("Gather", dim, 0)
+        flat = _ix.Gather(0)(x.reshape(1), index.reshape(-1) if index.ndim == 0 else index)
+        return flat.reshape(()) if index.ndim == 0 else flat
+    return _ix.Gather(dim)(x, index)
 
 
 def embedding(weight, indices):

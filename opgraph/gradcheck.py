@@ -10,9 +10,25 @@ class GradcheckError(AssertionError, RuntimeError):
     AssertionError so that test runners report it as a failed check)."""
 
 
-def _outputs(fn, inputs):
+def _outputs(fn, inputs, name="gradcheck"):
     out = fn(*inputs)
-    return list(out) if isinstance(out, (tuple, list)) else [out]
+    outs = list(out) if isinstance(out, (tuple, list)) else [out]
+    for k, o in enumerate(outs):
+        if o is not None and not isinstance(o, Tensor):
+            raise TypeError(f"{name}: fn returned {type(o).__name__} (output {k}); expected a "
+                            "Tensor or a tuple of Tensors")
+    return outs
+
+
+def _arguments(name, fn, inputs):
+    if not callable(fn):
+        raise TypeError(f"{name}: fn must be callable, got {type(fn).__name__}")
+    if isinstance(inputs, Tensor):
+        return [inputs]
+    if not isinstance(inputs, (list, tuple)):
+        raise TypeError(f"{name}: inputs must be a list or tuple of tensors, got "
+                        f"{type(inputs).__name__}")
+    return list(inputs)
 
 
 def _projected(fn, inputs, vs):
@@ -33,7 +49,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
     `fn(*inputs)` may return a tensor or a tuple of tensors of any shape: the check is on
     <v, fn(inputs)> for a fixed random v, which exercises the full vector-Jacobian product.
     Use float64 inputs."""
-    inputs = list(inputs)
+    inputs = _arguments("gradcheck", fn, inputs)
     rng = np.random.default_rng(seed)
     outs = _outputs(fn, inputs)
     vs = [None if o is None else Tensor._make(
@@ -80,9 +96,9 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
 def gradgradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
     """gradcheck of the gradient itself: checks that the backward of `fn` is differentiable
     (built with create_graph=True) and correct to second order."""
-    inputs = list(inputs)
+    inputs = _arguments("gradgradcheck", fn, inputs)
     rng = np.random.default_rng(seed + 1)
-    outs = _outputs(fn, inputs)
+    outs = _outputs(fn, inputs, "gradgradcheck")
     vs = [None if o is None else Tensor._make(
         o.backend.asarray(rng.standard_normal(o.shape).astype(o.dtype)), o.backend) for o in outs]
     wrt = [t for t in inputs if isinstance(t, Tensor) and t.requires_grad]

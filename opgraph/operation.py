@@ -144,6 +144,11 @@ def broadcast_shapes(name, *shapes):
     return tuple(result)
 
 
+class DimError(IndexError, ValueError):
+    """A dim out of range, or an empty dim an op cannot reduce: an IndexError as in torch
+    and a ValueError as NumPy's AxisError, so code written for either catches it."""
+
+
 def normalize_axis(name, axis, ndim):
     """`axis` in [0, ndim); a 0-d tensor accepts 0 and -1, as in torch."""
     if isinstance(axis, bool) or not isinstance(axis, int) and not hasattr(axis, "__index__"):
@@ -151,6 +156,14 @@ def normalize_axis(name, axis, ndim):
     axis = int(axis)
     low, high = (-1, 1) if ndim == 0 else (-ndim, ndim)
     if not low <= axis < high:
-        raise ValueError(f"{name}: dim {axis} is out of range for a tensor with {ndim} dims "
-                         f"(expected {low} <= dim < {high})")
+        raise DimError(f"{name}: dim {axis} is out of range for a tensor with {ndim} dims "
+                       f"(expected {low} <= dim < {high})")
     return axis % ndim if ndim else 0
+
+
+def check_flag(name, what, value):
+    """`value` as a bool: True/False (or 0/1, as NumPy's keepdims), else a TypeError."""
+    if isinstance(value, bool) or type(value).__name__ == "bool_" or value in (0, 1) \
+            and hasattr(value, "__index__"):
+        return bool(value)
+    raise TypeError(f"{name}: {what} must be a bool, got {type(value).__name__} {value!r}")

@@ -63,7 +63,7 @@ def save(module_or_state, path):
     if hasattr(path, "write"):
         _write_archive(path, arrays)
         return
-    target = os.path.realpath(os.fspath(path))  # through a symlink to the file it names
+    target = os.path.realpath(_path("save", path))  # through a symlink to the file it names
     folder = os.path.dirname(target)
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"save: the folder {folder} does not exist (saving to {path})")
@@ -83,6 +83,14 @@ def save(module_or_state, path):
             pass
         raise
     _fsync_folder(folder)
+
+
+def _path(name, path):
+    try:
+        return os.fspath(path)
+    except TypeError:
+        raise TypeError(f"{name}: path must be a str or os.PathLike, got "
+                        f"{type(path).__name__}") from None
 
 
 def _create_temp(folder, base):
@@ -113,7 +121,7 @@ def _fsync_folder(folder):
 def load(path, backend=None):
     """The state dict saved at `path`: an ordered {name: Tensor} on `backend`
     (default: the default backend). Pass it to `module.load_state_dict`."""
-    path = os.fspath(path)
+    path = _path("load", path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"load: no such file: {path}")
     with open(path, "rb") as f:

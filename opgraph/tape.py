@@ -8,6 +8,8 @@ leaves nothing behind, and a long training loop keeps memory flat.
 import threading
 import weakref
 
+import numpy as np
+
 
 class _State(threading.local):
     def __init__(self):
@@ -240,7 +242,13 @@ def _seed_grads(outputs, grad_outputs):
                     "argument of the same shape (the vector of the vector-Jacobian product)")
             g = Tensor._make(out.backend.full(out.shape, 1, out.dtype), out.backend)
         elif not isinstance(g, Tensor):
-            g = Tensor._make(out.backend.asarray(g, dtype=out.dtype), out.backend)
+            host = np.asarray(g) if isinstance(g, (bool, int, float, np.generic, np.ndarray,
+                                                    list, tuple)) else None
+            if host is None or host.dtype.kind not in "biuf":
+                what = type(g).__name__ if host is None else f"an array of dtype {host.dtype}"
+                raise TypeError(f"backward: grad must be a Tensor, a number or a numeric array, "
+                                f"got {what}")
+            g = Tensor._make(out.backend.asarray(host.astype(out.dtype)), out.backend)
         if tuple(g.shape) != tuple(out.shape):
             raise ValueError(f"backward: grad of shape {tuple(g.shape)} for an output of shape "
                              f"{tuple(out.shape)}")

@@ -20,7 +20,38 @@ def set_default_backend(backend):
 _COMPARABLE = (int, float, bool, np.generic, np.ndarray, list, tuple)  # and Tensor, below
 
 
+def as_dtype(name, dtype):
+    """`dtype` as a NumPy dtype a tensor can hold (bool, integer or float), or a TypeError
+    naming `name` and the dtype: complex, object, string and datetime data are not tensors."""
+    try:
+        resolved = np.dtype(dtype)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{name}: {dtype!r} is not a dtype ({e})") from None
+    if resolved.kind not in "biuf":
+        raise TypeError(f"{name}: dtype {resolved} is not supported; tensors hold bool, integer "
+                        "or float data")
+    return resolved
+
+
+def as_shape(name, shape):
+    """Sizes given as ints, or as one tuple/list of ints, as a tuple of non-negative ints
+    (a TypeError for a float or str size, a ValueError for a negative one, naming `name`)."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    for n in shape:
+        if isinstance(n, bool) or not hasattr(n, "__index__"):
+            raise TypeError(f"{name}: sizes must be ints, got {n!r} ({type(n).__name__}) in "
+                            f"shape {tuple(shape)}")
+    shape = tuple(int(n) for n in shape)
+    if any(n < 0 for n in shape):
+        raise ValueError(f"{name}: negative size in shape {shape}")
+    return shape
+
+
 def _check_requires_grad(dtype, requires_grad):
+    if not isinstance(requires_grad, (bool, np.bool_, int)) or requires_grad not in (0, 1):
+        raise TypeError(f"tensor: requires_grad must be a bool, got "
+                        f"{type(requires_grad).__name__} {requires_grad!r}")
     if requires_grad and np.dtype(dtype).kind != "f":
         raise TypeError(f"tensor: only floating-point tensors can require grad, got dtype "
                         f"{np.dtype(dtype)} (integer tensors are indices)")
@@ -38,6 +69,8 @@ class Tensor:
             data = data.numpy() if data.backend is not backend else data.data
         if not backend.is_array(data) or (dtype is not None and data.dtype != dtype):
             data = backend.asarray(_host_array(data, dtype), dtype=None)
+        elif data.dtype.kind not in "biuf":
+            as_dtype("tensor", data.dtype)  # raises: complex, object, str, datetime
         _check_requires_grad(data.dtype, requires_grad)
         self.data = data
         self.backend = backend
@@ -283,7 +316,10 @@ def _host_array(data, dtype, name="tensor"):
     """Python/NumPy data as a NumPy array: floats default to float32 (the default
     dtype) unless they come as a float64 NumPy array; ints become int64."""
     if dtype is not None:
-        return np.asarray(data, dtype=dtype)
+        dtype = as_dtype(name, dtype)
+        if isinstance(data, (np.ndarray, np.generic)) and data.dtype.kind in "biuf":
+            return np.asarray(data, dtype=dtype)
+        return _host_array(data, None, name).astype(dtype)  # refuses complex, str, ...
     if isinstance(data, (np.ndarray, np.generic)):
         if data.dtype.kind in "fiub":
             return np.asarray(data, dtype=np.int64 if data.dtype.kind in "iu" else None)
@@ -312,40 +348,54 @@ def tensor(data, requires_grad=False, dtype=None, backend=None):
 
 def from_numpy(array, requires_grad=False, backend=None):
     """A tensor of a NumPy array, keeping its dtype (shares memory on the NumPy backend)."""
+    if not isinstance(array, (np.ndarray, np.generic)):
+        raise TypeError(f"from_numpy: expected a NumPy array, got {type(array).__name__} "
+                        "(opgraph.tensor takes lists and numbers)")
+    as_dtype("from_numpy", array.dtype)
     return Tensor(np.asarray(array), requires_grad=requires_grad, backend=backend)
 
 
 def zeros(*shape, dtype=None, requires_grad=False, backend=None):
-    return _filled(shape, 0, dtype, requires_grad, backend)
+    return _filled("zeros", shape, 0, dtype, requires_grad, backend)
 
 
 def ones(*shape, dtype=None, requires_grad=False, backend=None):
-    return _filled(shape, 1, dtype, requires_grad, backend)
+    return _filled("ones", shape, 1, dtype, requires_grad, backend)
 
 
 def full(shape, value, dtype=None, requires_grad=False, backend=None):
-    return _filled((shape,), value, dtype, requires_grad, backend)
+    shape = (shape,) if not isinstance(shape, (tuple, list)) else shape
+    value = weak_scalar(value)
+    if not isinstance(value, (bool, int, float)):
+        raise TypeError(f"full: the fill value must be a number, got {type(value).__name__} "
+                        f"{value!r}")
+    return _filled("full", shape, value, dtype, requires_grad, backend)
 
 
-def _filled(shape, value, dtype, requires_grad, backend):
-    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+def _filled(name, shape, value, dtype, requires_grad, backend):
+    shape = as_shape(name, shape)
     backend = backends.get(backend) if backend is not None else get_default_backend()
-    dtype = np.dtype(dtype or _default["dtype"])
-    return Tensor(backend.full(tuple(int(s) for s in shape), value, dtype),
-                  requires_grad=requires_grad, backend=backend)
+    dtype = as_dtype(name, _default["dtype"] if dtype is None else dtype)
+    return Tensor(backend.full(shape, value, dtype), requires_grad=requires_grad, backend=backend)
 
 
 def randn(*shape, seed=None, dtype=None, requires_grad=False, backend=None):
     """Standard normal samples; `seed` makes them reproducible."""
-    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    host = np.random.default_rng(seed).standard_normal(shape)
-    return Tensor(host.astype(dtype or _default["dtype"]), requires_grad=requires_grad,
-                  backend=backend)
+    return _sampled("randn", "standard_normal", shape, seed, dtype, requires_grad, backend)
 
 
 def rand(*shape, seed=None, dtype=None, requires_grad=False, backend=None):
     """Uniform samples in [0, 1)."""
-    shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    host = np.random.default_rng(seed).random(shape)
-    return Tensor(host.astype(dtype or _default["dtype"]), requires_grad=requires_grad,
-                  backend=backend)
+    return _sampled("rand", "random", shape, seed, dtype, requires_grad, backend)
+
+
+def _sampled(name, method, shape, seed, dtype, requires_grad, backend):
+    shape = as_shape(name, shape)
+    dtype = as_dtype(name, _default["dtype"] if dtype is None else dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"{name}: samples are floats; dtype {dtype} is not a float dtype")
+    if seed is not None and (isinstance(seed, bool) or not hasattr(seed, "__index__")):
+        raise TypeError(f"{name}: seed must be an int or None, got {type(seed).__name__} "
+                        f"{seed!r}")
+    host = getattr(np.random.default_rng(seed), method)(shape)
+    return Tensor(host.astype(dtype), requires_grad=requires_grad, backend=backend)

@@ -1,5 +1,5 @@
 """Reductions over dims."""
-from opgraph.operation import Operation, normalize_axis
+from opgraph.operation import DimError, Operation, check_flag, normalize_axis
 
 from .shape import BroadcastTo, Reshape
 
@@ -22,7 +22,7 @@ class SumDim(Operation):
     """y = Σ x over dims (all when None);  dx = dy broadcast back to x.shape"""
 
     def __init__(self, dims=None, keepdim=False):
-        self.dims, self.keepdim = dims, keepdim
+        self.dims, self.keepdim = dims, check_flag(self.name, "keepdim", keepdim)
 
     def forward(self, x):
         self.in_shape = x.shape
@@ -39,7 +39,7 @@ class MeanDim(Operation):
     dx = dy / count broadcast back to x.shape"""
 
     def __init__(self, dims=None, keepdim=False):
-        self.dims, self.keepdim = dims, keepdim
+        self.dims, self.keepdim = dims, check_flag(self.name, "keepdim", keepdim)
 
     def forward(self, x):
         self.in_shape = x.shape
@@ -61,15 +61,20 @@ class MaxDim(Operation):
     """y = max of x along dim;  dx = dy at the first maximum of each slice, 0 elsewhere"""
 
     def __init__(self, dim, keepdim=False):
-        self.dim, self.keepdim = dim, keepdim
+        self.dim, self.keepdim = dim, check_flag(self.name, "keepdim", keepdim)
 
     def forward(self, x):
-        if 0 in x.shape:
-            raise ValueError(f"{self.name}: max of an empty tensor of shape {tuple(x.shape)}")
         self.dim = normalize_axis(self.name, self.dim, len(x.shape))
+        if x.shape and x.shape[self.dim] == 0:
+            raise DimError(f"{self.name}: max over dim {self.dim} of a tensor of shape "
+                           f"{tuple(x.shape)}, which is empty along that dim")
         self.in_shape = x.shape
         if not x.shape:  # a 0-d tensor is its own maximum (torch: max(x, 0) of a 0-d x)
             return self.backend.copy(x)
+        if 0 in x.shape:  # empty elsewhere: an empty result (the kernels need elements)
+            out = _kept_shape(x.shape, (self.dim,)) if self.keepdim else \
+                x.shape[:self.dim] + x.shape[self.dim + 1:]
+            return self.backend.zeros(out, x.dtype)
         self.arg = self.backend.argmax(x, self.dim, keepdims=True)
         return self.backend.max(x, self.dim, self.keepdim)
 
@@ -77,5 +82,7 @@ class MaxDim(Operation):
         from .indexing import ScatterAdd
         if not self.in_shape:
             return (grad,)
+        if 0 in self.in_shape:
+            return (self.constant(self.backend.zeros(self.in_shape, grad.dtype)),)
         kept = Reshape(_kept_shape(self.in_shape, (self.dim,)))(grad)
         return (ScatterAdd(self.in_shape, self.dim)(kept, self.constant(self.arg)),)

@@ -85,6 +85,12 @@ class BroadcastTo(Operation):
 
     def __init__(self, shape):
         self.shape = tuple(shape)
+        for n in self.shape:
+            if isinstance(n, bool) or not hasattr(n, "__index__"):
+                raise TypeError(f"{self.name}: shape entries must be ints, got {n!r} "
+                                f"({type(n).__name__}) in {self.shape}")
+            if n < 0:
+                raise ValueError(f"{self.name}: negative size in shape {self.shape}")
 
     def forward(self, x):
         if broadcast_shapes(self.name, x.shape, self.shape) != self.shape:

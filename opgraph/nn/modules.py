@@ -453,11 +453,7 @@ class Flatten(Module):
         self.start_dim, self.end_dim = start_dim, end_dim
 
     def forward(self, x):
-        shape = tuple(x.shape)
-        start = self.start_dim % len(shape)
-        end = self.end_dim % len(shape)
-        merged = int(np.prod(shape[start:end + 1], dtype=np.int64))
-        return F.reshape(x, shape[:start] + (merged,) + shape[end + 1:])
+        return F.flatten(x, self.start_dim, self.end_dim)  # dims out of range raise
 
 
 class Dropout(Module):

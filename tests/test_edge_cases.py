@@ -1,0 +1,139 @@
+"""Edge cases that used to give silent wrong answers: each is now the right answer
+(checked against NumPy, brute force or finite differences) or an error, on every backend."""
+import numpy as np
+import pytest
+
+import opgraph as og
+from opgraph import nn
+
+
+def f64(values, backend, requires_grad=True):
+    return og.tensor(np.asarray(values, dtype=np.float64), requires_grad=requires_grad,
+                     backend=backend)
+
+
+def test_transpose_and_permute_never_wrap_axes(backend):
+    x = og.zeros(2, 3, backend=backend)
+    for bad in [(0, 5), (2, 0), (-3, 0)]:
+        with pytest.raises(IndexError, match="Transpose: dim"):
+            og.transpose(x, bad)
+        with pytest.raises(IndexError, match="Transpose: dim"):
+            x.permute(*bad)
+    assert x.permute(-1, -2).shape == (3, 2)  # negative dims in range are fine
+    with pytest.raises(IndexError, match="Flatten: dim 2 is out of range"):
+        nn.Flatten(2)(x)
+    with pytest.raises(IndexError, match="Flatten: dim 1 is out of range"):
+        nn.Flatten()(og.tensor(3.0, backend=backend))
+    assert nn.Flatten(0)(og.tensor(3.0, backend=backend)).shape == (1,)
+
+
+def test_float_index_arrays_are_index_errors_not_truncated(backend):
+    x = og.tensor(np.arange(6.0).reshape(3, 2), backend=backend)
+    for key in ([0.5, 1.7], np.array([1.0]), (slice(None), [0.0]), [None]):
+        with pytest.raises(IndexError, match="Index: index arrays must be integers"):
+            x[key]
+    assert x[[]].shape == (0, 2)  # an empty list selects nothing, as in NumPy and torch
+    np.testing.assert_array_equal(x[[2, 0]].numpy(), [[4, 5], [0, 1]])
+
+
+@pytest.mark.parametrize("bad", [np.array([1 + 2j]), np.array([{}], dtype=object),
+                                 np.array(["a"]), np.array(["2020-01-01"], dtype="M8[D]"),
+                                 np.array([1], dtype="m8[s]")])
+def test_only_bool_integer_and_float_data_are_tensors(bad):
+    name = str(bad.dtype)
+    with pytest.raises(TypeError, match=rf"tensor:.*{name[:4]}"):
+        og.tensor(bad)
+    with pytest.raises(TypeError, match=rf"from_numpy: dtype {name[:4]}"):
+        og.from_numpy(bad)
+    with pytest.raises(TypeError, match=rf"Add: unsupported dtype {name[:4]}"):
+        og.ones(1) + bad
+    with pytest.raises(TypeError, match=r"is not supported"):
+        og.zeros(2, dtype=bad.dtype)
+    with pytest.raises(TypeError, match=r"astype: dtype .* is not supported"):
+        og.ones(1).astype(bad.dtype)
+
+
+def test_mixed_arithmetic_never_drops_an_imaginary_part(backend):
+    x = og.ones(1, backend=backend)
+    for op in (lambda: x + np.array([1j]), lambda: x * np.complex64(1j), lambda: x - 1j):
+        with pytest.raises(TypeError, match="complex"):
+            op()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_numpy_scalars_do_not_promote(dtype, backend):
+    x = og.tensor(np.array([1.0, 2.0], dtype=dtype), backend=backend)
+    for y in (x ** np.float64(2), og.log_eps(x, np.float64(1e-3)), x * np.float64(2),
+              x + np.float32(1), og.pow(x, np.int64(3)), og.where(x > 1, x, np.float64(0))):
+        assert y.dtype == dtype
+    np.testing.assert_allclose((x ** np.float64(2)).numpy(), [1.0, 4.0])
+
+
+def test_pow_gradient_at_zero_to_the_zero_is_zero(backend):
+    # d(a^b)/da at a = b = 0 is 0 (as torch), for a scalar and for a tensor exponent
+    a = f64([0.0, 0.0, 2.0, 3.0], backend)
+    b = f64([0.0, 1.0, 0.0, 2.0], backend)
+    (a ** b).sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), [0.0, 1.0, 0.0, 6.0])
+    np.testing.assert_allclose(b.grad.numpy(), [0.0, 0.0, np.log(2.0), 9 * np.log(3.0)])
+    a = f64([0.0, 1.5], backend)
+    (a ** 0).sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), [0.0, 0.0])
+    # second order stays finite and right away from a = 0
+    a, b = f64([0.0, 0.7], backend), f64([0.0, 0.0], backend)
+    ga, gb = og.grad((a ** b).sum(), [a, b], create_graph=True)
+    assert np.isfinite(ga.numpy()).all() and np.isfinite(gb.numpy()).all()
+    assert og.gradgradcheck(lambda a, b: a ** b, [f64([0.5, 1.5], backend), f64([0.0, 2.0], backend)])
+
+
+def test_empty_batches_and_dims(backend):
+    logits = og.zeros(0, 3, dtype=np.float64, requires_grad=True, backend=backend)
+    targets = og.tensor(np.zeros(0, np.int64), backend=backend)
+    loss = og.cross_entropy(logits, targets)
+    assert np.isnan(loss.item())  # the mean of no losses, like mean()
+    loss.backward()
+    assert logits.grad.shape == (0, 3)
+    for f in (og.softmax, og.log_softmax):
+        x = og.zeros(2, 0, dtype=np.float64, requires_grad=True, backend=backend)
+        y = f(x, 1)
+        assert y.shape == (2, 0)
+        y.sum().backward()
+        assert x.grad.shape == (2, 0)
+        assert f(og.zeros(0, 3, backend=backend), 1).shape == (0, 3)
+    assert og.max(og.zeros(0, 3, backend=backend), 1).shape == (0,)
+    assert og.argmax(og.zeros(0, 3, backend=backend), 1).shape == (0,)
+
+
+def test_zero_dim_tensors_in_max_gather_cat_chunk(backend):
+    s = og.tensor(3.0, dtype=np.float64, requires_grad=True, backend=backend)
+    m = og.max(s, 0)
+    m = m[0] if isinstance(m, tuple) else m
+    m.backward()
+    assert m.item() == 3.0 and s.grad.item() == 1.0
+    assert og.argmax(s, 0).item() == 0 and og.argmax(s).item() == 0
+    g = og.gather(s, 0, og.tensor(0, backend=backend))
+    assert g.shape == () and g.item() == 3.0
+    np.testing.assert_array_equal(og.gather(s, 0, og.tensor([0, 0], backend=backend)).numpy(),
+                                  [3.0, 3.0])
+    with pytest.raises(ValueError, match="Gather: index out of range"):
+        og.gather(s, 0, og.tensor(1, backend=backend))
+    with pytest.raises(ValueError, match="Cat: the tensor at position 1 is 0-d"):
+        og.cat([og.ones(1, backend=backend), s])
+    with pytest.raises(ValueError, match="Chunk: expects a tensor with at least 1 dim"):
+        og.chunk(s, 2)
+    assert og.stack([s, s]).shape == (2,)
+
+
+def test_integer_powers_of_integer_tensors(backend):
+    i = og.tensor([1, 2, 3], backend=backend)
+    np.testing.assert_array_equal((i ** 2).numpy(), [1, 4, 9])
+    np.testing.assert_allclose((i ** -1.0).numpy(), [1.0, 0.5, 1 / 3])  # a float exponent
+    with pytest.raises(ValueError, match="Pow: an integer tensor"):
+        i ** -1
+
+
+def test_unknown_kernel_names_list_the_known_ones(backend):
+    with pytest.raises(ValueError, match=r"unknown unary op 'foo'; expected one of .*'exp'"):
+        backend.unary("foo", backend.asarray(np.zeros(2)))
+    with pytest.raises(ValueError, match=r"unknown binary op 'foo'; expected one of .*'add'"):
+        backend.binary("foo", backend.asarray(np.zeros(2)), backend.asarray(np.zeros(2)))
