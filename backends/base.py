@@ -13,11 +13,15 @@ are where a compiled backend wins.
 """
 from abc import ABC, abstractmethod
 
+import numpy as np
+
+from .semiring import BUILTIN as BUILTIN_SEMIRINGS, generic_matmul, get_semiring
+
 UNARY_OPS = ("neg", "exp", "log", "sin", "cos", "sqrt", "rsqrt", "relu",
              "sigmoid", "tanh", "silu", "abs", "sign")
 BINARY_OPS = ("add", "sub", "mul", "div", "pow", "maximum", "minimum",
               "gt", "ge", "lt", "le", "eq", "ne")
-SEMIRINGS = ("max_plus", "min_plus", "max_mul")
+SEMIRINGS = tuple(BUILTIN_SEMIRINGS)   # names of the built-in semirings (semiring.py)
 ACTIVATIONS = ("sigmoid", "tanh", "silu")  # activation_grad's ops
 
 
@@ -154,13 +158,36 @@ class Backend(ABC):
     def matmul(self, a, b):
         """Batched matrix product with broadcast batch dims (numpy.matmul on ndim >= 2)."""
 
-    @abstractmethod
     def tropical_matmul(self, a, b, semiring):
-        """Batched tropical product for semiring in SEMIRINGS.
+        """Batched tropical product over a selective semiring (a Semiring or the name of
+        a registered one).
 
         a: (..., n, k), b: (..., k, m), batch dims broadcast. Returns (c, arg) where
         c[..., i, j] = ⊕_l a[..., i, l] ⊗ b[..., l, j] and arg (int64) is the winning l,
-        the lowest one on ties."""
+        the lowest one on ties; a NaN candidate wins (the first one), as numpy.max.
+        Runs the kernel `semiring_kernel` gives, else the generic kernel built from
+        this backend's primitives."""
+        sr = get_semiring(semiring, f"{self.name} backend tropical_matmul")
+        if not sr.selective:
+            raise ValueError(f"{self.name} backend tropical_matmul: semiring {sr.name!r} is "
+                             "compound (several arrays per element); use sr.matmul")
+        kernel = self.semiring_kernel(sr)
+        if kernel is not None:
+            return kernel(a, b, sr)
+        batch = tuple(np.broadcast_shapes(tuple(a.shape[:-2]), tuple(b.shape[:-2])))
+        n, k, m = a.shape[-2], a.shape[-1], b.shape[-1]
+        count = 1
+        for d in batch:
+            count *= d
+        a3 = self.reshape(self.broadcast_to(a, batch + (n, k)), (count, n, k))
+        b3 = self.reshape(self.broadcast_to(b, batch + (k, m)), (count, k, m))
+        c, arg = generic_matmul(self, a3, b3, sr)
+        return self.reshape(c, batch + (n, m)), self.reshape(arg, batch + (n, m))
+
+    def semiring_kernel(self, semiring):
+        """The fast tropical_matmul kernel this backend has for `semiring`:
+        kernel(a, b, semiring) -> (c, arg), or None for the generic kernel."""
+        return None
 
     # ---- convolution and pooling -----------------------------------------
     @abstractmethod

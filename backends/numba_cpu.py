@@ -41,6 +41,7 @@ from numba import njit, prange, types  # noqa: E402
 from numba.extending import overload  # noqa: E402
 
 from .numpy_backend import NumpyBackend, _conv_out  # noqa: E402
+from .semiring import BUILTIN as BUILTIN_SEMIRINGS  # noqa: E402
 
 # nogil: kernels release the GIL, so Python threads can run them concurrently
 _PARALLEL = dict(parallel=True, cache=True, nogil=True)
@@ -211,8 +212,21 @@ def _tropical_max_mul(a, b, ia, ib, c, arg):
     _tropical_batched(_MAX_MUL, a, b, ia, ib, c, arg)
 
 
-_TROPICAL = {"max_plus": _tropical_max_plus, "min_plus": _tropical_min_plus,
-             "max_mul": _tropical_max_mul}
+# semiring name -> (the Semiring, its compiled kernel)
+_TROPICAL = {"max_plus": (BUILTIN_SEMIRINGS["max_plus"], _tropical_max_plus),
+             "min_plus": (BUILTIN_SEMIRINGS["min_plus"], _tropical_min_plus),
+             "max_mul": (BUILTIN_SEMIRINGS["max_mul"], _tropical_max_mul)}
+
+
+def _may_give_nan(a, b, semiring):
+    """True when some candidate a[i, l] ⊗ b[l, j] can be NaN: a NaN input, or +inf and
+    -inf added (max_plus, min_plus), or 0 times inf (max_mul)."""
+    if np.isnan(a).any() or np.isnan(b).any():
+        return True
+    if semiring.times == "add":
+        return ((np.isposinf(a).any() and np.isneginf(b).any())
+                or (np.isneginf(a).any() and np.isposinf(b).any()))
+    return ((np.isinf(a).any() and (b == 0).any()) or ((a == 0).any() and np.isinf(b).any()))
 
 
 def _batch_map(batch_shape, out_batch):
@@ -652,18 +666,26 @@ class NumbaCPUBackend(NumpyBackend):
         return out.reshape((num_rows,) + tuple(row_shape))
 
     # ---- linear algebra
-    def tropical_matmul(self, a, b, semiring):
-        kernel = _TROPICAL[semiring]
+    def semiring_kernel(self, semiring):
+        # compiled kernels for the built-in semirings; NumPy's ufunc kernel for the rest
+        if _TROPICAL.get(semiring.name, (None, None))[0] is semiring:
+            return self._tropical_compiled
+        return super().semiring_kernel(semiring)
+
+    def _tropical_compiled(self, a, b, semiring):
+        kernel = _TROPICAL[semiring.name][1]
         dtype = np.result_type(a, b)
         n, k, m = a.shape[-2], a.shape[-1], b.shape[-1]
-        if dtype not in _FLOATS or k == 0:
-            return super().tropical_matmul(a, b, semiring)
+        if dtype not in _FLOATS or k == 0 or _may_give_nan(a, b, semiring):
+            # NaN candidates (NaN inputs, inf - inf, 0 * inf): NumPy's kernel, whose NaN
+            # rule (the first NaN wins) the compiled loops do not spend time on
+            return super()._tropical_ufunc(a, b, semiring)
         if m < 16 and n > m:
             # a narrow output would leave the vector lanes (which run along the
             # columns) mostly empty: compute the transposed product b^T (x) a^T
             # instead -- the semiring product commutes, so values and winning l agree
-            c, arg = self.tropical_matmul(np.swapaxes(b, -1, -2), np.swapaxes(a, -1, -2),
-                                          semiring)
+            c, arg = self._tropical_compiled(np.swapaxes(b, -1, -2), np.swapaxes(a, -1, -2),
+                                             semiring)
             return np.swapaxes(c, -1, -2), np.swapaxes(arg, -1, -2)
         batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
         if n == 0 or m == 0 or 0 in batch:

@@ -34,12 +34,8 @@ def _sigmoid(a):
     return np.where(a >= 0, 1 / (1 + e), e / (1 + e))
 
 
-# (combine, better, identity) of each semiring: c = better-of over l of combine(a_il, b_lj)
-_SEMIRING = {
-    "max_plus": (np.add, np.greater, -np.inf),
-    "min_plus": (np.add, np.less, np.inf),
-    "max_mul": (np.multiply, np.greater, 0.0),
-}
+# ⊗ of a selective semiring as a ufunc (Semiring.times names a backend binary op)
+_TIMES_UFUNC = {"add": np.add, "mul": np.multiply, "minimum": np.minimum, "maximum": np.maximum}
 
 
 def _conv_out(size, k, stride, padding):
@@ -170,15 +166,20 @@ class NumpyBackend(Backend):
     def matmul(self, a, b):
         return np.matmul(a, b)
 
-    def tropical_matmul(self, a, b, semiring):
+    def semiring_kernel(self, semiring):
+        # one blocked ufunc kernel serves every selective semiring
+        return self._tropical_ufunc if semiring.times in _TIMES_UFUNC else None
+
+    def _tropical_ufunc(self, a, b, semiring):
         # Blocked so that memory stays O(n·m + block) for any k: a candidate block is
         # (rows, k-block, m); rows are tiled too when n·m alone exceeds the budget.
-        combine, better, identity = _SEMIRING[semiring]
-        pick_best = np.argmin if better is np.less else np.argmax
+        combine = _TIMES_UFUNC[semiring.times]
+        better = np.greater if semiring.plus == "max" else np.less
+        pick_best = np.argmax if semiring.plus == "max" else np.argmin   # first winner, NaN wins
         batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
         n, k, m = a.shape[-2], a.shape[-1], b.shape[-1]
         dtype = np.result_type(a, b)
-        best = np.full(batch + (n, m), identity, dtype=dtype)
+        best = np.full(batch + (n, m), semiring.zero, dtype=dtype)
         arg = np.zeros(batch + (n, m), dtype=np.int64)
         budget = self.tropical_block_elements
         per_row = max(1, int(np.prod(batch, dtype=np.int64)) * m)
@@ -192,10 +193,13 @@ class NumpyBackend(Backend):
                 cand = combine(a[..., r0:r1, start:stop, None], b[..., None, start:stop, :])
                 pick = pick_best(cand, axis=-2)  # the first (lowest) winner within the block
                 value = np.take_along_axis(cand, pick[..., None, :], axis=-2)[..., 0, :]
-                # strict comparison keeps the earlier (lower) index on ties across blocks
-                won = better(value, tile_best)
-                if start == 0:
-                    won |= ~better(tile_best, value)  # first block wins even an all-identity row
+                if start == 0:  # the first block wins even against an all-identity row
+                    np.copyto(tile_best, value)
+                    np.copyto(tile_arg, pick)
+                    continue
+                # strict comparison keeps the earlier (lower) index on ties across blocks;
+                # a NaN beats everything but an earlier NaN
+                won = better(value, tile_best) | (np.isnan(value) & ~np.isnan(tile_best))
                 np.copyto(tile_best, value, where=won)
                 np.copyto(tile_arg, pick + start, where=won)
         return best, arg

@@ -55,8 +55,10 @@ def _op_classes(module):
     from opgraph.operation import Operation
     found = []
     for name, cls in vars(module).items():
-        if (inspect.isclass(cls) and issubclass(cls, Operation) and cls.__module__ ==
-                module.__name__ and not name.startswith("_")):
+        home = cls.__module__ if inspect.isclass(cls) else ""
+        # a family may be a package (ops/einsum/): its ops live in its modules
+        if (inspect.isclass(cls) and issubclass(cls, Operation) and not name.startswith("_")
+                and (home == module.__name__ or home.startswith(module.__name__ + "."))):
             found.append((inspect.getsourcelines(cls)[1], name, cls))
     return [(name, cls) for _, name, cls in sorted(found)]
 

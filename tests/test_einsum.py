@@ -277,8 +277,8 @@ def test_backward_reuses_the_pairwise_intermediates(monkeypatch):
     """n operands: backward runs 2 pairwise steps per forward step (swap rule on the tree),
     not a fresh (n-1)-step contraction per operand."""
     calls = []
-    real = E.run_pair
-    monkeypatch.setattr(E, "run_pair", lambda *a: calls.append(1) or real(*a))
+    real = E.lower.run_pair
+    monkeypatch.setattr(E.lower, "run_pair", lambda *a: calls.append(1) or real(*a))
     n = 8
     xs = _tensors("numpy", [(3, 3)] * n)
     subscripts = ",".join(E._LETTERS[i] + E._LETTERS[i + 1] for i in range(n)) + "->"

@@ -7,6 +7,7 @@ into numba.cuda go through one Device adapter (device.py).
 import numpy as np
 
 from ..base import Backend, UNARY_OPS, BINARY_OPS, SEMIRINGS
+from ..semiring import BUILTIN as BUILTIN_SEMIRINGS
 from . import device_functions as fn
 from . import launch as launch_config
 from .device import DEVICE, is_device_array
@@ -501,8 +502,16 @@ class NumbaCUDABackend(Backend):
         return out
 
     def tropical_matmul(self, a, b, semiring):
-        if semiring not in fn.SEMIRING:
-            raise ValueError(f"cuda backend: unknown semiring {semiring!r}; expected one of {SEMIRINGS}")
+        return self.semiring_matmul(a, b, semiring)
+
+    def semiring_kernel(self, semiring):
+        # the tiled kernel for the built-in semirings; the generic kernel for the rest
+        if BUILTIN_SEMIRINGS.get(semiring.name) is semiring and semiring.name in fn.SEMIRING:
+            return self._tropical_tiled
+        return None
+
+    def _tropical_tiled(self, a, b, semiring):
+        semiring = semiring.name
         a, b, batch, n, k, m, nb, bshape, sa, sb, squeeze = self._batched(a, b, "tropical_matmul")
         dtype = np.result_type(a.dtype, b.dtype)
         out = self._empty(batch + (n, m), dtype)

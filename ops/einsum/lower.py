@@ -1,0 +1,208 @@
+"""Lowering a plan onto a backend: each step as backend kernel calls.
+
+The same steps for every semiring: the sum-product kernels of einsum and their
+adjoints; a selective semiring's ⊕-reductions and products, which keep the winning
+index for the backward; a compound semiring's (several arrays per element).
+"""
+import math
+
+
+def run_unary_layout(backend, step, a):
+    """Squeeze and diagonals of a UnaryStep (no reduction, no permutation)."""
+    if step.squeeze_shape is not None:
+        a = backend.reshape(a, step.squeeze_shape)
+    for p, q in step.diags:
+        a = backend.diagonal(a, p, q)
+    return a
+
+
+def run_unary(backend, step, a):
+    if step.identity:
+        return a
+    a = run_unary_layout(backend, step, a)
+    if step.reduce_axes:
+        a = backend.sum(a, step.reduce_axes)
+    if step.perm is not None:
+        a = backend.transpose(a, step.perm)
+    return a
+
+
+def unary_adjoint(backend, step, g):
+    """The adjoint of run_unary: permute back, broadcast over the reduced labels, place on
+    the diagonals, un-squeeze."""
+    if step.identity:
+        return g
+    if step.perm is not None:
+        g = backend.transpose(g, inverse_permutation(step.perm))
+    if step.reduce_axes:
+        expanded = tuple(1 if i in step.reduce_axes else n for i, n in enumerate(step.diag_shape))
+        g = backend.broadcast_to(backend.reshape(g, expanded), step.diag_shape)
+    return unary_layout_adjoint(backend, step, g)
+
+
+def unary_layout_adjoint(backend, step, g):
+    for p, q in reversed(step.diags):
+        g = backend.diag_embed(g, p, q)
+    if step.squeeze_shape is not None:
+        g = backend.reshape(g, step.in_shape)
+    return g
+
+
+def to_3d(backend, step, a, b):
+    """Both sides of a PairStep as (B, L, K) and (B, K, R)."""
+    if step.perm_a is not None:
+        a = backend.transpose(a, step.perm_a)
+    if step.perm_b is not None:
+        b = backend.transpose(b, step.perm_b)
+    return (_matrix_ready(backend, backend.reshape(a, step.shape_a3)),
+            _matrix_ready(backend, backend.reshape(b, step.shape_b3)))
+
+
+def _matrix_ready(backend, a):
+    """`a` itself when its matrices are row- or column-major (BLAS takes them as they
+    are), else a contiguous copy: a broadcast (zero-stride) gradient such as the one
+    of .sum() would otherwise send numpy.matmul down its slow non-BLAS loop."""
+    strides = getattr(a, "strides", None)
+    if strides is None:
+        return a
+    item = a.dtype.itemsize
+    rows, cols = a.shape[-2], a.shape[-1]
+    s_row, s_col = strides[-2], strides[-1]
+    row_major = (cols == 1 or s_col == item) and (rows == 1 or s_row >= cols * item)
+    col_major = (rows == 1 or s_row == item) and (cols == 1 or s_col >= rows * item)
+    if row_major or col_major or 0 in a.shape:
+        return a
+    return backend.copy(a)
+
+
+def from_3d(backend, step, c):
+    c = backend.reshape(c, step.natural_shape)
+    if step.perm_c is not None:
+        c = backend.transpose(c, step.perm_c)
+    return c
+
+
+def run_pair(backend, step, a, b):
+    a3, b3 = to_3d(backend, step, a, b)
+    return from_3d(backend, step, backend.matmul(a3, b3))
+
+
+
+# =========================================================================== selective semirings
+# Every step as in einsum, with the sum replaced by an ⊕-reduction that keeps the
+# winning index (lowest on ties) and the batched matmul by semiring.matmul.
+
+def semiring_unary(backend, step, a, semiring):
+    """A prepare step in a selective semiring: layout, ⊕-reduce with argmax, permute.
+    Returns (array, arg or None)."""
+    if step.identity:
+        return a, None
+    a = run_unary_layout(backend, step, a)
+    arg = None
+    if step.reduce_axes:
+        kept = [i for i in range(len(step.diag_shape)) if i not in step.reduce_axes]
+        a = backend.transpose(a, tuple(kept) + step.reduce_axes)
+        size = math.prod(step.reduce_shape)
+        if size == 0:
+            a = backend.full(step.kept_shape, semiring.zero, a.dtype)
+        else:
+            a, arg = semiring.reduce_last(backend, backend.reshape(a, step.kept_shape + (size,)))
+    if step.perm is not None:
+        a = backend.transpose(a, step.perm)
+    return a, arg
+
+
+def semiring_unary_backward(backend, step, g, arg):
+    """Route g back through a prepare step: into the winning reduced position, onto the
+    diagonals, un-squeezed."""
+    if step.identity:
+        return g
+    if step.perm is not None:
+        g = backend.transpose(g, inverse_permutation(step.perm))
+    if step.reduce_axes:
+        size = math.prod(step.reduce_shape)
+        flat = step.kept_shape + (size,)
+        if arg is None:  # empty reduction: no entry won
+            g = backend.zeros(flat, g.dtype)
+        else:
+            idx = backend.reshape(arg, step.kept_shape + (1,))
+            src = backend.reshape(g, step.kept_shape + (1,))
+            g = backend.scatter_add(flat, len(flat) - 1, idx, src)
+        g = backend.reshape(g, step.kept_shape + step.reduce_shape)
+        kept = [i for i in range(len(step.diag_shape)) if i not in step.reduce_axes]
+        g = backend.transpose(g, inverse_permutation(tuple(kept) + step.reduce_axes))
+    return unary_layout_adjoint(backend, step, g)
+
+
+def semiring_pair(backend, step, a, b, semiring):
+    """A pairwise step in a selective semiring: (c, arg), arg (B, L, R) the winning
+    contracted index of every entry of c."""
+    a3, b3 = to_3d(backend, step, a, b)
+    c3, arg = semiring.matmul(backend, a3, b3)
+    return from_3d(backend, step, c3), arg
+
+
+def semiring_pair_backward(backend, step, semiring, a, b, arg, g, need_a, need_b):
+    """(da, db) of a pairwise step: g routed to the winning entries."""
+    nb, nl, nk = step.shape_a3
+    nr = step.shape_b3[2]
+    if step.perm_c is not None:
+        g = backend.transpose(g, inverse_permutation(step.perm_c))
+    g3 = backend.reshape(g, (nb, nl, nr))
+    a3, b3 = to_3d(backend, step, a, b)
+    ga = gb = None
+    if nk == 0:
+        ga3 = backend.zeros((nb, nl, nk), g.dtype)
+        gb3 = backend.zeros((nb, nk, nr), g.dtype)
+    else:
+        if semiring.times == "add":
+            src_a = src_b = g3
+        else:
+            xa = backend.gather(a3, 2, arg)   # a[b, l, k*]
+            xb = backend.gather(b3, 1, arg)   # b[b, k*, r]
+            src_a, src_b = semiring.times_grads(backend, xa, xb, g3)
+        ga3 = backend.scatter_add((nb, nl, nk), 2, arg, src_a) if need_a else None
+        gb3 = backend.scatter_add((nb, nk, nr), 1, arg, src_b) if need_b else None
+    if need_a:
+        natural = tuple(step.sizes[x] for x in step.batch + step.left + step.contract)
+        ga = backend.reshape(ga3, natural)
+        if step.perm_a is not None:
+            ga = backend.transpose(ga, inverse_permutation(step.perm_a))
+    if need_b:
+        natural = tuple(step.sizes[x] for x in step.batch + step.contract + step.right)
+        gb = backend.reshape(gb3, natural)
+        if step.perm_b is not None:
+            gb = backend.transpose(gb, inverse_permutation(step.perm_b))
+    return ga, gb
+
+
+# =========================================================================== compound semirings
+# An element is a tuple of arrays of one shape: every layout step applies to each.
+
+def compound_unary(backend, step, x, semiring):
+    if step.identity:
+        return x
+    x = tuple(run_unary_layout(backend, step, c) for c in x)
+    if step.reduce_axes:
+        kept = [i for i in range(len(step.diag_shape)) if i not in step.reduce_axes]
+        order = tuple(kept) + step.reduce_axes
+        size = math.prod(step.reduce_shape)
+        x = tuple(backend.reshape(backend.transpose(c, order), step.kept_shape + (size,))
+                  for c in x)
+        x = semiring.sum(backend, x, len(step.kept_shape))
+    if step.perm is not None:
+        x = tuple(backend.transpose(c, step.perm) for c in x)
+    return x
+
+
+def compound_pair(backend, step, a, b, semiring):
+    sides = [to_3d(backend, step, x, y) for x, y in zip(a, b)]
+    c3 = semiring.matmul(backend, tuple(s[0] for s in sides), tuple(s[1] for s in sides))
+    return tuple(from_3d(backend, step, c) for c in c3)
+
+
+def inverse_permutation(perm):
+    inv = [0] * len(perm)
+    for i, p in enumerate(perm):
+        inv[p] = i
+    return tuple(inv)
