@@ -158,6 +158,7 @@ class Backend(ABC):
     def matmul(self, a, b):
         """Batched matrix product with broadcast batch dims (numpy.matmul on ndim >= 2)."""
 
+    @abstractmethod
     def tropical_matmul(self, a, b, semiring):
         """Batched tropical product over a selective semiring (a Semiring or the name of
         a registered one).
@@ -165,8 +166,12 @@ class Backend(ABC):
         a: (..., n, k), b: (..., k, m), batch dims broadcast. Returns (c, arg) where
         c[..., i, j] = ⊕_l a[..., i, l] ⊗ b[..., l, j] and arg (int64) is the winning l,
         the lowest one on ties; a NaN candidate wins (the first one), as numpy.max.
-        Runs the kernel `semiring_kernel` gives, else the generic kernel built from
-        this backend's primitives."""
+        `return self.semiring_matmul(a, b, semiring)` gives the registry: the kernel
+        `semiring_kernel` returns, else the generic kernel."""
+
+    def semiring_matmul(self, a, b, semiring):
+        """tropical_matmul by the registry: the kernel `semiring_kernel` gives for the
+        semiring, else the generic kernel built from this backend's primitives."""
         sr = get_semiring(semiring, f"{self.name} backend tropical_matmul")
         if not sr.selective:
             raise ValueError(f"{self.name} backend tropical_matmul: semiring {sr.name!r} is "

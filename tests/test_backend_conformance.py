@@ -460,6 +460,44 @@ def test_tropical_matmul_across_cpu_tiles(backend, rng, dtype, semiring):
     same(backend, arg, want_arg, exact=True)
 
 
+def test_semiring_registry_and_generic_kernel(backend, rng):
+    """semiring_kernel: a fast kernel or None; semiring_matmul runs it or the generic
+    kernel, for a built-in and for a semiring no backend knows (max-min)."""
+    from opgraph.backends.semiring import BUILTIN, Semiring
+    widest = Semiring("max_min_conformance", "max", "minimum", -np.inf, np.inf)
+    for sr in (BUILTIN["max_plus"], widest):
+        kernel = backend.semiring_kernel(sr)
+        assert kernel is None or callable(kernel)
+    a = ints(rng, (2, 3, 5), np.float64)
+    b = ints(rng, (5, 4), np.float64)
+    cand = np.minimum(a[..., :, :, None], b[None, None, :, :])
+    c, arg = backend.semiring_matmul(put(backend, a), put(backend, b), widest)
+    same(backend, c, cand.max(axis=-2), exact=True)
+    same(backend, arg, cand.argmax(axis=-2), exact=True)
+    c, arg = backend.semiring_matmul(put(backend, a), put(backend, b), "max_plus")
+    want_c, want_arg = REF.tropical_matmul(a, b, "max_plus")
+    same(backend, c, want_c, exact=True)
+    same(backend, arg, want_arg, exact=True)
+
+
+@pytest.mark.parametrize("semiring", SEMIRINGS)
+def test_tropical_matmul_nan_wins_first(backend, semiring):
+    """A NaN candidate wins, the first one (as numpy.max / argmax), on every backend;
+    so does inf - inf (max_plus, min_plus) and 0 * inf (max_mul)."""
+    if backend.name == "cuda":
+        pytest.skip("the CUDA kernel's NaN rule follows the backend split")
+    a = np.array([[1.0, np.nan, 3.0, np.nan], [1.0, 2.0, 3.0, 4.0]])
+    b = np.array([[1.0], [1.0], [1.0], [1.0]])
+    c, arg = backend.tropical_matmul(put(backend, a), put(backend, b), semiring)
+    c, arg = get(backend, c), get(backend, arg)
+    assert np.isnan(c[0, 0]) and arg[0, 0] == 1
+    assert c[1, 0] == {"max_plus": 5.0, "min_plus": 2.0, "max_mul": 4.0}[semiring]
+    bad = np.array([[np.inf, 0.0]]) if semiring == "max_mul" else np.array([[np.inf, -np.inf]])
+    other = np.array([[0.0], [np.inf]]) if semiring == "max_mul" else np.array([[-np.inf], [np.inf]])
+    c, arg = backend.tropical_matmul(put(backend, bad), put(backend, other), semiring)
+    assert np.isnan(get(backend, c)[0, 0]) and get(backend, arg)[0, 0] == 0
+
+
 def test_empty_inputs(backend):
     """Zero-sized operands give zero-sized (or all-zero) results, as in NumPy."""
     z = np.zeros((0, 3), np.float64)
