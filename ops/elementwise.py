@@ -29,6 +29,12 @@ class Sub(_Binary):
     """z = a - b;  da = dz, db = -dz"""
     kernel = "sub"
 
+    def forward(self, a, b):
+        if a.dtype.kind == "b" and b.dtype.kind == "b":
+            raise TypeError(f"{self.name}: subtracting two bool tensors is not supported (as "
+                            "torch and NumPy); use where() or convert with .long()/.float()")
+        return super().forward(a, b)
+
     def backward(self, grad):
         a, b = self.inputs
         return sum_to_shape(grad, a.shape), sum_to_shape(-grad, b.shape)
@@ -115,6 +121,12 @@ class _Unary(Operation):
 class Neg(_Unary):
     """y = -x;  dx = -dy"""
     kernel = "neg"
+
+    def forward(self, x):
+        if x.dtype.kind == "b":
+            raise TypeError(f"{self.name}: negating a bool tensor is not supported (as torch "
+                            "and NumPy); use where() or convert with .long()/.float()")
+        return super().forward(x)
 
     def backward(self, grad):
         return (-grad,)

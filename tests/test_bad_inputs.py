@@ -115,10 +115,16 @@ BAD_INPUTS = {
         (lambda: X() + 1j, TypeError, r"Add:.*complex"),
         (lambda: X() + og.zeros(4), ValueError, r"Add: shapes \(2, 3\) and \(4,\) cannot be broadcast"),
     ],
-    "sub": [(lambda: og.sub(X(), "a"), TypeError, r"Sub:.*str")],
+    "sub": [
+        (lambda: og.sub(X(), "a"), TypeError, r"Sub:.*str"),
+        (lambda: og.tensor([True]) - og.tensor([False]), TypeError, r"Sub: subtracting two bool"),
+    ],
     "mul": [(lambda: X() * np.ones((3, 2)), ValueError, r"Mul: shapes \(2, 3\) and \(3, 2\)")],
     "div": [(lambda: og.div(X(), np.array([{}], dtype=object)), TypeError, r"Div:.*object")],
-    "neg": [(lambda: og.neg("a"), TypeError, r"Neg:.*str")],
+    "neg": [
+        (lambda: og.neg("a"), TypeError, r"Neg:.*str"),
+        (lambda: -og.tensor([True]), TypeError, r"Neg: negating a bool tensor"),
+    ],
     "pow": [
         (lambda: og.pow(I(1, 2), -1), ValueError,
          r"Pow: an integer tensor \(int64\) to the negative integer power -1"),

@@ -333,9 +333,10 @@ class Linear(Module):
             self.register_parameter("bias", None)
 
     def forward(self, x):
-        if x.shape[-1] != self.in_features:
+        if not x.shape or x.shape[-1] != self.in_features:
+            last = f"last dim {x.shape[-1]}" if x.shape else "no dims (0-d)"
             raise ValueError(f"Linear({self.in_features}, {self.out_features}): input of shape "
-                             f"{tuple(x.shape)} has last dim {x.shape[-1]}, expected "
+                             f"{tuple(x.shape)} has {last}, expected a last dim of "
                              f"{self.in_features}")
         y = F.matmul(x, self.weight.T)
         return y + self.bias if self.bias is not None else y
