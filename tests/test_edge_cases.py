@@ -137,3 +137,30 @@ def test_unknown_kernel_names_list_the_known_ones(backend):
         backend.unary("foo", backend.asarray(np.zeros(2)))
     with pytest.raises(ValueError, match=r"unknown binary op 'foo'; expected one of .*'add'"):
         backend.binary("foo", backend.asarray(np.zeros(2)), backend.asarray(np.zeros(2)))
+
+
+@pytest.mark.parametrize("name, hyper", [
+    ("SGD", dict(lr=np.float64(0.1), momentum=np.float64(0.9), weight_decay=np.float64(0.01))),
+    ("Adam", dict(lr=np.float64(0.1), betas=(np.float64(0.9), np.float64(0.99)),
+                  eps=np.float64(1e-8), weight_decay=np.float64(0.01))),
+    ("AdamW", dict(lr=np.float64(0.1), betas=(np.float64(0.9), np.float64(0.99)),
+                   eps=np.float64(1e-8), weight_decay=np.float64(0.01))),
+])
+def test_optimizers_given_numpy_scalars_keep_float32(name, hyper, backend):
+    w = og.tensor([1.0, -2.0, 3.0], requires_grad=True, backend=backend)
+    ref = og.tensor([1.0, -2.0, 3.0], requires_grad=True, backend=backend)
+    opt = getattr(og.optim, name)([w], **hyper)
+    plain = {k: (tuple(float(b) for b in v) if isinstance(v, tuple) else float(v))
+             for k, v in hyper.items()}
+    ref_opt = getattr(og.optim, name)([ref], **plain)
+    for step in range(3):
+        if step == 2:  # a value set later (as a scheduler does) counts too
+            opt.param_groups[0]["lr"] = np.float64(0.05)
+            ref_opt.param_groups[0]["lr"] = 0.05
+        for o, p in ((opt, w), (ref_opt, ref)):
+            o.zero_grad()
+            (p * p).sum().backward()
+            o.step()
+    assert w.dtype == np.float32
+    assert all(v.dtype == np.float32 for v in opt.state[id(w)].values() if hasattr(v, "dtype"))
+    np.testing.assert_array_equal(w.numpy(), ref.numpy())

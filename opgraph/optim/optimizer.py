@@ -1,7 +1,7 @@
 """The Optimizer base class and SGD, Adam, AdamW."""
 import math
 
-from ..tensor import Tensor
+from ..tensor import Tensor, weak_scalar
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
 
@@ -48,6 +48,9 @@ class Optimizer:
 
     def step(self):
         for group in self.param_groups:
+            # NumPy scalars (lr=np.float64(0.1)) as Python numbers, which never promote a
+            # float32 parameter; read each step, so values a scheduler sets count too
+            hyper = {k: _plain(v) for k, v in group.items()}
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -65,7 +68,10 @@ class Optimizer:
                 if state.get("backend", p.backend) is not p.backend:
                     _move_state(state, p.backend)   # the module was moved with .to()
                 state["backend"] = p.backend
-                self._update(p, g, group, state)
+                dtype = p.data.dtype
+                self._update(p, g, hyper, state)
+                if p.data.dtype != dtype:  # an update never changes a parameter's dtype
+                    p.data = p.backend.astype(p.data, dtype)
 
     def _update(self, p, g, group, state):
         raise NotImplementedError
@@ -122,6 +128,10 @@ class Optimizer:
 
     def _all_params(self):
         return [p for g in self.param_groups for p in g["params"]]
+
+
+def _plain(value):
+    return tuple(_plain(v) for v in value) if isinstance(value, tuple) else weak_scalar(value)
 
 
 def _move_state(state, backend):
