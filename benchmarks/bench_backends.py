@@ -1,4 +1,4 @@
-"""Backends vs peers: a thin script around `python -m opgraph bench` (opgraph/bench.py).
+"""Backends vs peers: a thin script around `python -m opgraph bench` (opgraph/commands/bench_suite.py).
 
     python benchmarks/bench_backends.py [--backend numpy --backend numba] [--quick] [--json PATH]
 

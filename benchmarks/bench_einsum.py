@@ -10,14 +10,13 @@ printed (threadpoolctl, when installed).
 """
 import argparse
 import os
-import platform
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir))
 import opgraph  # noqa: E402
+from opgraph.commands.timing import format_machine, machine_info, time_round_robin  # noqa: E402
 
 CASES = [
     ("batched matmul", "bij,bjk->bik", [(64, 128, 128), (64, 128, 128)]),
@@ -28,28 +27,10 @@ CASES = [
 
 
 def best_times(fns, repeat):
-    """Best time of each function, timed in interleaved rounds so that a burst of load
-    from other processes hits every implementation alike."""
-    for fn in fns:
-        fn()  # warm up (plan cache, BLAS threads)
-    best = [float("inf")] * len(fns)
-    for _ in range(repeat):
-        for i, fn in enumerate(fns):
-            start = time.perf_counter()
-            fn()
-            best[i] = min(best[i], time.perf_counter() - start)
-    return best
-
-
-def blas_info():
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return "threadpoolctl not installed"
-    parts = [f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')}, "
-             f"{i.get('num_threads')} threads)" for i in threadpool_info()
-             if i.get("user_api") == "blas"]
-    return "; ".join(parts) or "unknown"
+    """Best time of each function (the shared timing loop: interleaved rounds)."""
+    timed = time_round_robin({i: (fn, lambda: None) for i, fn in enumerate(fns)},
+                             min_time=float("inf"), max_reps=repeat)
+    return [timed[i]["best_s"] for i in range(len(fns))]
 
 
 def main(argv=None):
@@ -58,10 +39,7 @@ def main(argv=None):
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
-          f"numpy {np.__version__}, BLAS: {blas_info()}")
-    print(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')} "
-          f"OPENBLAS_L2_SIZE={os.environ.get('OPENBLAS_L2_SIZE', '(unset)')}")
+    print(format_machine(machine_info()))
     rows = []
     for title, subscripts, shapes in CASES:
         arrays = [rng.standard_normal(s).astype(np.float32) for s in shapes]

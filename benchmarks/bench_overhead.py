@@ -6,11 +6,14 @@ time is framework overhead (the arithmetic is a few hundred flops). opgraph vs P
 """
 import argparse
 import json
-import time
+import os
+import sys
 
 import numpy as np
 
-import opgraph as og
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir))
+import opgraph as og  # noqa: E402
+from opgraph.commands.timing import format_machine, machine_info, time_round_robin  # noqa: E402
 
 
 def opgraph_step(sizes=(16, 32, 10), seed=0):
@@ -79,28 +82,25 @@ def numpy_step(sizes=(16, 32, 10), seed=0):
     return step
 
 
-def timed(step, repeat):
-    for _ in range(50):
-        step()
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(repeat):
-            step()
-        best = min(best, (time.perf_counter() - start) / repeat)
-    return best
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=2000)
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
-    rows = {"opgraph": timed(opgraph_step(), args.repeat), "numpy (hand-written)": timed(numpy_step(), args.repeat)}
+    steps = {"opgraph": opgraph_step(), "numpy (hand-written)": numpy_step()}
     try:
-        rows["pytorch"] = timed(torch_step(), args.repeat)
+        steps["pytorch"] = torch_step()
     except ImportError:
-        rows["pytorch"] = None
+        pass
+    for step in steps.values():  # warm-up: caches, allocator, branch predictors
+        for _ in range(50):
+            step()
+    number = max(1, args.repeat // 20)  # calls per timed sample: a few ms, well above the clock
+    timed = time_round_robin({name: (step, lambda: None) for name, step in steps.items()},
+                             min_time=float("inf"), max_reps=20, number=number)
+    rows = {name: timed[name]["best_s"] if name in timed else None
+            for name in ("opgraph", "numpy (hand-written)", "pytorch")}
+    print(format_machine(machine_info()))
     print(f"{'one MLP training step, batch 1':34s} {'µs/step':>9s} {'opgraph / this':>15s}")
     for name, sec in rows.items():
         if sec is None:

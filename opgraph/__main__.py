@@ -46,12 +46,7 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"opgraph {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_text in COMMANDS.items():
-        try:
-            module = importlib.import_module(f"opgraph.commands.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"opgraph.commands.{name}":
-                raise
-            continue  # a command not written yet
+        module = importlib.import_module(f"opgraph.commands.{name}")
         p = sub.add_parser(name, help=help_text, description=help_text, epilog=EXIT_CODES,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(p)

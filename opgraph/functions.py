@@ -2,6 +2,7 @@
 (or a few); the ops turn Python scalars and NumPy arrays into tensors (as_tensors, the
 one conversion rule). Tensor's methods and operators are these functions, bound from
 opgraph.tensor.METHODS when this module is imported."""
+import math
 import sys
 
 import numpy as np
@@ -15,10 +16,10 @@ from opgraph.ops import linalg as _la
 from opgraph.ops import nn_ops as _nn
 from opgraph.ops import reduce as _red
 from opgraph.ops import shape as _sh
+from opgraph.ops.shape import DimError, broadcast_shapes, check_flag, normalize_axis
 from opgraph.ops.einsum import einsum, einsum_path  # noqa: F401  (string and sublist forms)
 from opgraph.ops.tropical import Semiring, register_semiring, tropical_einsum  # noqa: F401
 
-from .operation import DimError, broadcast_shapes, check_flag, normalize_axis
 
 from .tensor import Tensor, as_dtype, as_tensors, bind_methods, weak_scalar
 
@@ -230,9 +231,7 @@ def flatten(x, start_dim=0, end_dim=-1):
     if start > end:
         raise ValueError(f"Flatten: start_dim {start_dim} comes after end_dim {end_dim} for a "
                          f"tensor of shape {x.shape}")
-    size = 1
-    for n in x.shape[start:end + 1]:
-        size *= n
+    size = math.prod(x.shape[start:end + 1])
     return reshape(x, x.shape[:start] + (size,) + x.shape[end + 1:])
 
 

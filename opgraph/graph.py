@@ -23,7 +23,7 @@ With `backward=True` the graph shows the gradient flow instead: the same
 nodes restricted to what requires grad, edges reversed, tensors labelled
 "grad <name>" and ops "<Op>Backward".
 """
-from .tape import Tape
+from .tape import Tape, recorded_ops
 from .tensor import Tensor
 
 __all__ = ["to_networkx", "to_dot", "draw"]
@@ -31,19 +31,9 @@ __all__ = ["to_networkx", "to_dot", "draw"]
 
 def _collect_ops(roots):
     """Ops the root tensors depend on."""
-    found = {}
-    stack = [t.op for t in roots if t.op is not None]
-    while stack:
-        op = stack.pop()
-        if id(op) in found:
-            continue
-        if op._released:
-            raise RuntimeError(
-                f"graph: {op.name} was released by an earlier backward(); build the graph "
-                "before calling backward, or call backward(retain_graph=True)")
-        found[id(op)] = op
-        stack.extend(t.op for t in op.inputs if t.op is not None)
-    return list(found.values())
+    return recorded_ops(roots, lambda op: (
+        f"graph: {op.name} was released by an earlier backward(); build the graph "
+        "before calling backward, or call backward(retain_graph=True)"))
 
 
 def _shape_text(shape):

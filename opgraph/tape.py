@@ -149,10 +149,10 @@ class _set_recording(no_grad):
 # the reverse replay
 
 
-def _ops_to_replay(roots, tape, targets=None):
-    """Ops the roots depend on, latest first (recording order is a topological order).
-    With `targets` (tensors), only the ops on a path from a root to a target: what
-    opgraph.grad needs; the rest of the graph is neither run nor released."""
+def recorded_ops(roots, released_message, tape=None):
+    """The recorded ops the root tensors depend on, each once (on `tape` and the tapes
+    opened inside it, when given); a RuntimeError with `released_message(op)` when one of
+    them was released by an earlier backward."""
     found = {}
     stack = [t.op for t in roots if t.op is not None]
     while stack:
@@ -160,16 +160,26 @@ def _ops_to_replay(roots, tape, targets=None):
         if id(op) in found:
             continue
         if op._released:
-            raise RuntimeError(
-                f"backward through {op.name} a second time: its graph was released by an earlier "
-                "backward; pass retain_graph=True to the first backward to keep it")
+            raise RuntimeError(released_message(op))
         if tape is not None and not tape.owns(op):
             continue
         found[id(op)] = op
         for t in op._inputs:
             if t.op is not None and t.requires_grad:
                 stack.append(t.op)
-    ops = sorted(found.values(), key=lambda op: op._seq)
+    return list(found.values())
+
+
+def _released_for_backward(op):
+    return (f"backward through {op.name} a second time: its graph was released by an earlier "
+            "backward; pass retain_graph=True to the first backward to keep it")
+
+
+def _ops_to_replay(roots, tape, targets=None):
+    """Ops the roots depend on, latest first (recording order is a topological order).
+    With `targets` (tensors), only the ops on a path from a root to a target: what
+    opgraph.grad needs; the rest of the graph is neither run nor released."""
+    ops = sorted(recorded_ops(roots, _released_for_backward, tape), key=lambda op: op._seq)
     if targets is not None:
         target_ids = {id(t) for t in targets}
         leads = set()  # ids of the ops from which a target can be reached

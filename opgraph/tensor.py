@@ -1,4 +1,6 @@
 """Tensor: a backend array, and where it came from."""
+import math
+
 import numpy as np
 
 from opgraph import backends
@@ -103,7 +105,7 @@ class Tensor:
 
     @property
     def size(self):
-        return int(np.prod(self.data.shape, dtype=np.int64))
+        return math.prod(self.data.shape)
 
     def __len__(self):
         if not self.data.shape:

@@ -89,9 +89,6 @@ def _contract(params, pattern, constants, labels, plan, semiring, backend):
     grad; vertex k's tensor is params[k] * pattern (labels[k] = (k,)); constants
     are the remaining operands (edge tensors). Returns (value, d value / d params)."""
     import opgraph
-    if not hasattr(opgraph, "tropical_einsum"):
-        raise RuntimeError("opgraph.tropical_einsum is not available (the TropicalEinsum op "
-                           "is missing from this build)")
     n = len(params)
     start = time.perf_counter()
     w = opgraph.tensor(np.asarray(params, dtype=np.float64), requires_grad=True, backend=backend)

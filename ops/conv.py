@@ -10,8 +10,9 @@ def _out_size(size, k, stride, padding):
     return (size + 2 * padding - k) // stride + 1
 
 
-def _square(name, what, value, least):
-    """An int, or a pair of equal ints as PyTorch users write it ((2, 2) for 2), as one int."""
+def square_int(name, what, value, least):
+    """An int, or a pair of equal ints as PyTorch users write it ((2, 2) for 2), as one int;
+    a ValueError naming `name` otherwise (ints below `least` included)."""
     if isinstance(value, (tuple, list)) and len(value) == 2 and value[0] == value[1]:
         value = value[0]
     if isinstance(value, (tuple, list)):
@@ -59,8 +60,8 @@ class Conv2D(Operation):
     dW = Σ_n dy_n · cols_nᵀ,  dx = col2im(Wᵀ · dy),  db = Σ_{n,oh,ow} dy"""
 
     def __init__(self, stride=1, padding=0):
-        self.stride = _square("Conv2D", "stride", stride, 1)
-        self.padding = _square("Conv2D", "padding", padding, 0)
+        self.stride = square_int("Conv2D", "stride", stride, 1)
+        self.padding = square_int("Conv2D", "padding", padding, 0)
 
     def forward(self, x, w, b=None):
         if len(x.shape) != 4 or len(w.shape) != 4:
@@ -104,8 +105,8 @@ class MaxPool2D(Operation):
     dx = dy routed to the first maximum (row-major) of each window, summed where windows overlap"""
 
     def __init__(self, kernel_size, stride=None):
-        self.kernel = _square("MaxPool2D", "kernel_size", kernel_size, 1)
-        self.stride = self.kernel if stride is None else _square("MaxPool2D", "stride", stride, 1)
+        self.kernel = square_int("MaxPool2D", "kernel_size", kernel_size, 1)
+        self.stride = self.kernel if stride is None else square_int("MaxPool2D", "stride", stride, 1)
 
     def forward(self, x):
         if len(x.shape) != 4:

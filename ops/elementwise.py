@@ -1,9 +1,9 @@
 """Elementwise ops. Binary ops broadcast like NumPy and sum the gradient back
 to each input's shape."""
-from opgraph.operation import Operation, broadcast_shapes
+from opgraph.operation import Operation
 from opgraph.tensor import weak_scalar
 
-from .shape import sum_to_shape
+from .shape import broadcast_shapes, sum_to_shape
 
 
 class _Binary(Operation):

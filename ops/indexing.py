@@ -1,5 +1,7 @@
 """Gather / scatter ops: Gather, ScatterAdd, Embedding, EmbeddingBackward."""
-from opgraph.operation import Operation, normalize_axis
+from opgraph.operation import Operation
+
+from .shape import normalize_axis
 
 
 def check_indices(name, backend, index, bound, what):

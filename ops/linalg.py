@@ -1,7 +1,7 @@
 """Matrix products."""
-from opgraph.operation import Operation, broadcast_shapes
+from opgraph.operation import Operation
 
-from .shape import Transpose, sum_to_shape
+from .shape import Transpose, broadcast_shapes, sum_to_shape
 
 
 def _swap_last(t):

@@ -1,5 +1,7 @@
 """Softmax family and the fused cross-entropy loss."""
-from opgraph.operation import Operation, normalize_axis
+from opgraph.operation import Operation
+
+from .shape import normalize_axis
 
 from .indexing import check_indices
 

@@ -1,5 +1,7 @@
 """Reductions over dims."""
-from opgraph.operation import DimError, Operation, check_flag, normalize_axis
+from opgraph.operation import Operation
+
+from .shape import DimError, check_flag, normalize_axis
 
 from .shape import BroadcastTo, Reshape
 

@@ -1,5 +1,54 @@
-"""Shape ops: Reshape, Transpose, BroadcastTo, Index, IndexPutAdd, Cat, Chunk."""
-from opgraph.operation import MultiOutputOperation, Operation, broadcast_shapes, normalize_axis
+"""Shape ops: Reshape, Transpose, BroadcastTo, Index, IndexPutAdd, Cat, Chunk; and the
+shape helpers every op family uses (broadcasting, dim normalisation, permutations)."""
+import math
+
+from opgraph.operation import MultiOutputOperation, Operation
+
+
+def broadcast_shapes(name, *shapes):
+    """NumPy's broadcast result of `shapes`, or a ValueError naming the op and the shapes."""
+    ndim = max(len(s) for s in shapes)
+    result = []
+    for dims in zip(*[(1,) * (ndim - len(s)) + tuple(s) for s in shapes]):
+        sizes = {d for d in dims if d != 1}
+        if len(sizes) > 1:
+            listed = " and ".join(str(tuple(s)) for s in shapes)
+            raise ValueError(f"{name}: shapes {listed} cannot be broadcast together")
+        result.append(sizes.pop() if sizes else 1)
+    return tuple(result)
+
+
+class DimError(IndexError, ValueError):
+    """A dim out of range, or an empty dim an op cannot reduce: an IndexError as in torch
+    and a ValueError as NumPy's AxisError, so code written for either catches it."""
+
+
+def normalize_axis(name, axis, ndim):
+    """`axis` in [0, ndim); a 0-d tensor accepts 0 and -1, as in torch."""
+    if isinstance(axis, bool) or not isinstance(axis, int) and not hasattr(axis, "__index__"):
+        raise TypeError(f"{name}: dim must be an int, got {type(axis).__name__} {axis!r}")
+    axis = int(axis)
+    low, high = (-1, 1) if ndim == 0 else (-ndim, ndim)
+    if not low <= axis < high:
+        raise DimError(f"{name}: dim {axis} is out of range for a tensor with {ndim} dims "
+                       f"(expected {low} <= dim < {high})")
+    return axis % ndim if ndim else 0
+
+
+def check_flag(name, what, value):
+    """`value` as a bool: True/False (or 0/1, as NumPy's keepdims), else a TypeError."""
+    if isinstance(value, bool) or type(value).__name__ == "bool_" or value in (0, 1) \
+            and hasattr(value, "__index__"):
+        return bool(value)
+    raise TypeError(f"{name}: {what} must be a bool, got {type(value).__name__} {value!r}")
+
+
+def inverse_permutation(perm):
+    """The permutation that undoes `perm`: transpose(transpose(x, perm), inverse) is x."""
+    inverse = [0] * len(perm)
+    for i, p in enumerate(perm):
+        inverse[p] = i
+    return tuple(inverse)
 
 
 def sum_to_shape(grad, shape):
@@ -38,9 +87,7 @@ def _resolve_shape(name, old, new):
             raise TypeError(f"{name}: shape entries must be ints, got {n!r} "
                             f"({type(n).__name__}) in {new}")
     new = tuple(int(n) for n in new)
-    size = 1
-    for n in old:
-        size *= n
+    size = math.prod(old)
     if new.count(-1) > 1:
         raise ValueError(f"{name}: only one dimension can be -1, got shape {new}")
     known = 1
@@ -74,10 +121,7 @@ class Transpose(Operation):
         return self.backend.transpose(x, self.axes)
 
     def backward(self, grad):
-        inverse = [0] * len(self.axes)
-        for i, a in enumerate(self.axes):
-            inverse[a] = i
-        return (Transpose(inverse)(grad),)
+        return (Transpose(inverse_permutation(self.axes))(grad),)
 
 
 class BroadcastTo(Operation):

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from opgraph import bench
+from opgraph.commands import bench_suite as bench
 
 
 def test_missing_peer_is_absent_not_a_failure(monkeypatch):

@@ -100,8 +100,7 @@ def test_the_checker_catches_a_violation(tmp_path):
 
 
 PUBLIC_API = ("opgraph.functions", "opgraph.nn", "opgraph.optim", "opgraph.data", "opgraph.graph",
-              "opgraph.tropical", "opgraph.serialization", "opgraph.commands", "opgraph.bench",
-              "opgraph.graph_specs")
+              "opgraph.tropical", "opgraph.serialization", "opgraph.commands")
 
 
 def _loaded_after(statement):

@@ -11,7 +11,7 @@ import pytest
 
 from opgraph import tropical
 from opgraph.__main__ import main
-from opgraph.graph_specs import GraphSpecError, parse_graph
+from opgraph.commands.graph_specs import GraphSpecError, parse_graph
 
 
 # --------------------------------------------------------------------------- helpers

@@ -2,8 +2,8 @@
 contraction report, and --plot."""
 import sys
 
-from ..graph_specs import SPEC_HELP, GraphSpecError, parse_graph
 from ._cli import UsageError, plot_path
+from .graph_specs import SPEC_HELP, GraphSpecError, parse_graph
 
 
 def add_common_arguments(parser):

@@ -1,6 +1,6 @@
 """`python -m opgraph bench`: time the backends side by side with the installed
 peers (tropical-gemm, PyTorch CPU, numpy.add.at), print a table with ratios and
-optionally write JSON. Implementation: opgraph/bench.py."""
+optionally write JSON. The cases: bench_suite.py; the timing loop: timing.py."""
 import json
 
 
@@ -24,13 +24,14 @@ def add_arguments(parser):
 
 
 def run(args):
-    from opgraph import bench
+    from . import bench_suite as bench
+    from .timing import format_machine
 
     backends = args.backend or ["numpy", "numba"]
     result = bench.run_benchmarks(backends, quick=args.quick, peers=not args.no_peers,
                                   only=args.only, progress=lambda s: print("  " + s, flush=True))
     print()
-    print(bench.format_machine(result["machine"]))
+    print(format_machine(result["machine"]))
     print()
     print(bench.format_table(result, markdown=args.markdown))
     print()

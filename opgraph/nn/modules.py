@@ -362,8 +362,9 @@ class Conv2d(Module):
         super().__init__()
         kh, kw = _pair(kernel_size)
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        op = _conv.Conv2D(stride, padding)  # checks them: an int or a pair of equal ints
-        self.kernel_size, self.stride, self.padding = (kh, kw), op.stride, op.padding
+        self.kernel_size = (kh, kw)
+        self.stride = _conv.square_int("Conv2D", "stride", stride, 1)
+        self.padding = _conv.square_int("Conv2D", "padding", padding, 0)
         backend, dtype = _backend(backend), _dtype(dtype)
         fan_in = in_channels * kh * kw
         bound = init.kaiming_uniform_bound(fan_in)
@@ -386,8 +387,9 @@ class Conv2d(Module):
 class MaxPool2d(Module):
     def __init__(self, kernel_size, stride=None):
         super().__init__()
-        op = _conv.MaxPool2D(kernel_size, stride)  # checks them
-        self.kernel_size, self.stride = op.kernel, op.stride
+        self.kernel_size = _conv.square_int("MaxPool2D", "kernel_size", kernel_size, 1)
+        self.stride = (self.kernel_size if stride is None else
+                       _conv.square_int("MaxPool2D", "stride", stride, 1))
 
     def forward(self, x):
         return F.max_pool2d(x, self.kernel_size, self.stride)

@@ -6,6 +6,8 @@ index for the backward; a compound semiring's (several arrays per element).
 """
 import math
 
+from ..shape import inverse_permutation
+
 
 def run_unary_layout(backend, step, a):
     """Squeeze and diagonals of a UnaryStep (no reduction, no permutation)."""
@@ -199,10 +201,3 @@ def compound_pair(backend, step, a, b, semiring):
     sides = [to_3d(backend, step, x, y) for x, y in zip(a, b)]
     c3 = semiring.matmul(backend, tuple(s[0] for s in sides), tuple(s[1] for s in sides))
     return tuple(from_3d(backend, step, c) for c in c3)
-
-
-def inverse_permutation(perm):
-    inv = [0] * len(perm)
-    for i, p in enumerate(perm):
-        inv[p] = i
-    return tuple(inv)

@@ -9,6 +9,7 @@ reshape back), and permute the last intermediate into the output's label order.
 """
 from collections import OrderedDict
 
+from ..shape import inverse_permutation
 from .parse import parse
 from .path import PathInfo, _flops, _size, find_path, greedy_path  # noqa: F401
 
@@ -64,10 +65,7 @@ class UnaryStep:
                          and self.perm is None)
 
     def inverse_perm(self):
-        inv = [0] * len(self.perm)
-        for i, p in enumerate(self.perm):
-            inv[p] = i
-        return tuple(inv)
+        return inverse_permutation(self.perm)
 
 
 def sizes_of(which, labels, shape):

@@ -2,87 +2,39 @@
 are installed (`tropical-gemm`, PyTorch CPU, raw `numpy.add.at`), side by side
 in one run.
 
-    from opgraph.bench import run_benchmarks, format_table
+    from opgraph.commands.bench_suite import run_benchmarks, format_table
     result = run_benchmarks(["numpy", "numba"], quick=True)
     print(format_table(result))
 
 `python -m opgraph bench` is the command-line front end (see
-opgraph/commands/bench.py and docs/benchmarks.md). A peer that is not installed
+opgraph/commands/bench.py and docs/benchmarks.md); the timing loop and the
+machine description are in opgraph/commands/timing.py, shared with the scripts
+in benchmarks/. A peer that is not installed
 is reported as absent; an implementation that fails is reported with its
 error; neither stops the run.
 
 Each time is the best of several calls after one warm-up call (the warm-up
 pays any JIT compilation or cache load; it is reported as `first_call_s`).
 The implementations of a case are timed in interleaved rounds, so that load
-from other processes hits them alike. Best-of is the timeit convention: on a
-shared machine it is the least noisy statistic; the median is in the JSON too.
+from other processes hits them alike (timing.time_round_robin).
 """
 import os
-import platform
-import statistics
 import sys
-import time
 
 import numpy as np
+
+from .timing import load_average, machine_info, time_round_robin
 
 PEERS = ("tropical-gemm", "torch", "numpy.add.at")
 
 
-# -------------------------------------------------------------------- timing
+# ------------------------------------------------------------------- helpers
 def _sync(backend_name):
     if backend_name == "cuda":
         from numba import cuda
         cuda.synchronize()
 
 
-def time_call(fn, sync=lambda: None, min_time=0.3, max_reps=30, max_total=20.0):
-    """Warm up once, then time calls until `min_time` seconds have been spent
-    (at least 3 calls, or 1 when a single call is slower than a second)."""
-    return time_round_robin({"fn": (fn, sync)}, min_time, max_reps, max_total)["fn"]
-
-
-def time_round_robin(fns, min_time=0.3, max_reps=50, max_total=20.0):
-    """Time several implementations of one case in interleaved rounds (each
-    round calls every one once), so that a burst of load from other processes
-    hits them all alike; each is warmed up once first. `fns`: {name: (fn, sync)}.
-    Returns {name: timings or {"status": "error", ...}}."""
-    results, times, first = {}, {}, {}
-    for name, (fn, sync) in fns.items():
-        try:
-            t0 = time.perf_counter()
-            fn()
-            sync()
-            first[name] = time.perf_counter() - t0
-            times[name] = []
-        except Exception as e:
-            results[name] = {"status": "error", "why": f"{type(e).__name__}: {e}"}
-    active = list(times)
-    while active:
-        for name in list(active):
-            fn, sync = fns[name]
-            try:
-                t0 = time.perf_counter()
-                fn()
-                sync()
-            except Exception as e:
-                results[name] = {"status": "error", "why": f"{type(e).__name__}: {e}"}
-                active.remove(name)
-                del times[name]
-                continue
-            ts = times[name]
-            ts.append(time.perf_counter() - t0)
-            min_reps = 5 if first[name] < 0.2 else 3 if first[name] < 1.0 else 1
-            spent = sum(ts)
-            if len(ts) >= max_reps or (len(ts) >= min_reps and
-                                       (spent >= min_time or spent + ts[-1] > max_total)):
-                active.remove(name)
-    for name, ts in times.items():
-        results[name] = {"status": "ok", "best_s": min(ts), "median_s": statistics.median(ts),
-                         "reps": len(ts), "first_call_s": first[name]}
-    return results
-
-
-# ------------------------------------------------------------------- helpers
 def _rng(seed=0):
     return np.random.default_rng(seed)
 
@@ -106,6 +58,17 @@ def _tropical_gemm():
 # A case is (group, name, {implementation: setup}); setup() returns the
 # zero-argument function to time (and raises ImportError when a peer is absent).
 
+def _on_backends(data, kernel):
+    """{backend: setup} timing `kernel(backend, *arrays)` on data() moved to each backend."""
+    def on_backend(name):
+        def setup():
+            be = _backend(name)
+            arrays = [be.asarray(x) for x in data()]
+            return lambda: kernel(be, *arrays)
+        return setup
+    return {name: on_backend(name) for name in ("numpy", "numba", "cuda")}
+
+
 def _tropical_cases(sizes, semirings=("max_plus",)):
     peer_fn = {"max_plus": "maxplus_matmul_with_argmax", "min_plus": "minplus_matmul_with_argmax",
                "max_mul": "maxmul_matmul_with_argmax"}
@@ -120,19 +83,12 @@ def _tropical_cases(sizes, semirings=("max_plus",)):
                     a, b = np.abs(a), np.abs(b)
                 return a, b
 
-            def on_backend(name, data=data, semiring=semiring):
-                def setup():
-                    be = _backend(name)
-                    a, b = (be.asarray(x) for x in data())
-                    return lambda: be.tropical_matmul(a, b, semiring)
-                return setup
-
             def peer(data=data, fn=peer_fn[semiring]):
                 f = getattr(_tropical_gemm(), fn)
                 a, b = data()
                 return lambda: f(a, b)
 
-            impls = {name: on_backend(name) for name in ("numpy", "numba", "cuda")}
+            impls = _on_backends(data, lambda be, a, b, s=semiring: be.tropical_matmul(a, b, s))
             impls["tropical-gemm"] = peer
             cases.append(("tropical", f"tropical {semiring} {n}x{n} f32 + argmax", impls,
                           n ** 3))
@@ -144,13 +100,6 @@ def _scatter_rows_case(n_idx, rows, dim):
         rng = _rng(1)
         return (rng.integers(0, rows, n_idx).astype(np.int64),
                 rng.standard_normal((n_idx, dim)).astype(np.float32))
-
-    def on_backend(name):
-        def setup():
-            be = _backend(name)
-            idx, src = (be.asarray(x) for x in data())
-            return lambda: be.scatter_rows_add(rows, idx, src)
-        return setup
 
     def add_at():
         idx, src = data()
@@ -166,7 +115,7 @@ def _scatter_rows_case(n_idx, rows, dim):
         idx, src = (torch.from_numpy(x) for x in data())
         return lambda: torch.zeros((rows, dim)).index_add_(0, idx, src)
 
-    impls = {name: on_backend(name) for name in ("numpy", "numba", "cuda")}
+    impls = _on_backends(data, lambda be, idx, src: be.scatter_rows_add(rows, idx, src))
     impls.update({"numpy.add.at": add_at, "torch": torch_peer})
     label = f"scatter_rows_add {n_idx:.0e} idx -> {rows:.0e}x{dim} f32 (embedding bwd)"
     return ("scatter", label.replace("e+0", "e"), impls, None)
@@ -178,13 +127,6 @@ def _scatter_add_case(n, m, k):
         rng = _rng(2)
         return (rng.integers(0, m, (n, k)).astype(np.int64),
                 rng.standard_normal((n, k)).astype(np.float32))
-
-    def on_backend(name):
-        def setup():
-            be = _backend(name)
-            idx, src = (be.asarray(x) for x in data())
-            return lambda: be.scatter_add((n, m), 1, idx, src)
-        return setup
 
     def add_at():
         idx, src = data()
@@ -201,7 +143,7 @@ def _scatter_add_case(n, m, k):
         idx, src = (torch.from_numpy(x) for x in data())
         return lambda: torch.zeros((n, m)).scatter_add_(1, idx, src)
 
-    impls = {name: on_backend(name) for name in ("numpy", "numba", "cuda")}
+    impls = _on_backends(data, lambda be, idx, src: be.scatter_add((n, m), 1, idx, src))
     impls.update({"numpy.add.at": add_at, "torch": torch_peer})
     return ("scatter", f"scatter_add dim 1, {n}x{k} -> {n}x{m} f32 (gather bwd)", impls, None)
 
@@ -373,64 +315,6 @@ def cases(quick=False):
              _cnn_step_case(64)])
 
 
-# ------------------------------------------------------------------- machine
-def machine_info():
-    """CPU, thread counts, library versions, the BLAS that NumPy uses and the
-    OPENBLAS_* environment (which changes which BLAS kernel runs)."""
-    info = {"python": sys.version.split()[0], "platform": platform.platform(),
-            "cpu_count": os.cpu_count(), "numpy": np.__version__,
-            "load_average_1_5_15min": _loadavg(),
-            "env": {k: v for k, v in os.environ.items()
-                    if k.startswith(("OPENBLAS_", "OMP_", "MKL_", "NUMBA_NUM_THREADS"))}}
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        info["cpu"] = names[0] if names else platform.processor()
-    except OSError:
-        info["cpu"] = platform.processor()
-    try:
-        import numba
-        info["numba"] = numba.__version__
-        info["numba_threads"] = numba.get_num_threads()
-        info["numba_threading_layer"] = _threading_layer()
-    except ImportError:
-        info["numba"] = None
-    # versions from the package metadata: importing PyTorch just to read its
-    # version would cost seconds and leave its objects in the process
-    from importlib import metadata
-    for dist, key in (("torch", "torch"), ("tropical-gemm", "tropical_gemm")):
-        try:
-            info[key] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            info[key] = None
-    if "torch" in sys.modules:
-        info["torch_threads"] = sys.modules["torch"].get_num_threads()
-    try:
-        from threadpoolctl import threadpool_info
-        info["blas"] = [{k: p.get(k) for k in ("internal_api", "version", "architecture",
-                                                "num_threads", "threading_layer", "filepath")}
-                        for p in threadpool_info() if p.get("user_api") == "blas"]
-    except ImportError:
-        info["blas"] = "threadpoolctl not installed"
-    return info
-
-
-def _loadavg():
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except (AttributeError, OSError):
-        return None
-
-
-def _threading_layer():
-    import numba
-    numba.get_num_threads()  # starts the pool, which chooses the layer
-    try:
-        return numba.threading_layer()
-    except ValueError:
-        return None
-
-
 # ------------------------------------------------------------------- running
 def run_benchmarks(backends=("numpy", "numba"), quick=False, peers=True, progress=None,
                    min_time=None, only=None):
@@ -438,7 +322,7 @@ def run_benchmarks(backends=("numpy", "numba"), quick=False, peers=True, progres
     peers. Returns {"machine": ..., "rows": [...]}; each row holds, per
     implementation, either timings or {"status": "absent" | "error", ...}."""
     backends = list(backends)
-    load_at_start = _loadavg()
+    load_at_start = load_average()
     # One process holds up to three thread pools (OpenBLAS, Numba's OpenMP,
     # PyTorch's OpenMP). With idle workers spinning (the OpenMP default) they
     # steal each other's cores; on 2 cores every implementation, PyTorch
@@ -571,24 +455,6 @@ def format_table(result, markdown=False):
     return "\n".join([fmt(head), fmt(["-" * w for w in widths])] + [fmt(c) for c in body])
 
 
-def format_machine(info):
-    blas = info.get("blas")
-    if isinstance(blas, list):
-        blas = "; ".join(f"{b['internal_api']} {b['version']} kernel={b['architecture']} "
-                         f"threads={b['num_threads']}" for b in blas) or "none found"
-    lines = [f"cpu: {info.get('cpu')} ({info.get('cpu_count')} logical cores)",
-             f"numpy {info.get('numpy')}, numba {info.get('numba')} "
-             f"({info.get('numba_threads')} threads, layer {info.get('numba_threading_layer')}), "
-             f"torch {info.get('torch') or 'absent'}"
-             + (f" ({info.get('torch_threads')} threads)" if info.get("torch") else "")
-             + f", tropical-gemm {info.get('tropical_gemm') or 'absent'}",
-             f"BLAS: {blas}",
-             f"load average (1, 5, 15 min) at the end of the run: "
-             f"{info.get('load_average_1_5_15min')}",
-             f"env: {info.get('env') or '{}'}"]
-    return "\n".join(lines)
-
-
 # ------------------------------------------------------ first-call compile time
 _COMPILE_SCRIPT = r"""
 import json, sys, time
@@ -635,7 +501,7 @@ def compile_times():
     import subprocess
     import tempfile
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache)
         env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
