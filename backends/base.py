@@ -4,8 +4,11 @@ An op never touches tensor data itself; it asks its backend. A backend owns
 an array type (NumPy ndarray, Numba device array, ...) and implements the
 kernels below on it. Shapes are tuples of ints, axes are non-negative or
 negative ints, dtypes are NumPy dtypes. Kernels may assume their inputs were
-validated by the op (shapes agree, indices in range): error messages that
-name the op are the op's job.
+validated by the op (shapes agree), with one exception: every kernel that
+takes indices checks them and never reads or writes outside an array. An
+index out of range raises IndexOutOfRange naming the kernel
+(`numba.scatter_add`), the range of the values found and the size of the dim;
+an op that called the kernel re-raises it under the op's name.
 
 The list is deliberately short (tinygrad shows how few primitives one
 needs); fused kernels (softmax rows, im2col, max-pool) exist because they
@@ -23,6 +26,115 @@ BINARY_OPS = ("add", "sub", "mul", "div", "pow", "maximum", "minimum",
               "gt", "ge", "lt", "le", "eq", "ne")
 SEMIRINGS = tuple(BUILTIN_SEMIRINGS)   # names of the built-in semirings (semiring.py)
 ACTIVATIONS = ("sigmoid", "tanh", "silu")  # activation_grad's ops
+
+
+class IndexOutOfRange(IndexError, ValueError):
+    """An index outside its dim: an IndexError, as NumPy and torch raise (and a
+    ValueError, the type of opgraph's other bad-argument errors).
+
+    `name` is the kernel or op, `what` names the indices ("index", "targets"...),
+    [lo, hi] the range of their values, `size` the size of the dim they index;
+    negative indices count from the end when `negative` is true."""
+
+    def __init__(self, name, what, lo, hi, size, dim=None, negative=False):
+        self.name, self.what, self.lo, self.hi = name, what, lo, hi
+        self.size, self.dim, self.negative = size, dim, negative
+        where = f"dim {dim} has size {size}" if dim is not None else f"the size is {size}"
+        if size == 0:
+            valid = "there is no valid index"
+        else:
+            valid = f"the valid range is [{-size if negative else 0}, {size - 1}]"
+        super().__init__(f"{name}: {what} out of range: values span [{lo}, {hi}] but {valid} "
+                         f"({where})")
+
+    def renamed(self, name, what=None):
+        """The same error reported by `name` (the op that called the kernel)."""
+        return IndexOutOfRange(name, what or self.what, self.lo, self.hi, self.size,
+                               self.dim, self.negative)
+
+
+def check_index_dtype(name, index, what="index"):
+    if np.dtype(index.dtype).kind not in "iu":
+        raise TypeError(f"{name}: {what} must be an integer array, got dtype {index.dtype}")
+
+
+def check_index(backend, name, index, size, dim=None, what="index"):
+    """Raise unless `index` (an array of `backend`) is an integer array with every entry
+    in [0, size); reads back its min and max. (A compiled backend checks inside its
+    kernels and calls this only to report what it found.)"""
+    check_index_dtype(name, index, what)
+    if 0 in tuple(index.shape):
+        return
+    lo = int(backend.to_numpy(backend.min(index)))
+    hi = int(backend.to_numpy(backend.max(index)))
+    if lo < 0 or hi >= size:
+        raise IndexOutOfRange(name, what, lo, hi, int(size), dim)
+
+
+def check_targets(backend, name, logits, targets):
+    """cross_entropy's inputs: logits (N, C), integer targets (N,) in [0, C)."""
+    if len(logits.shape) != 2 or tuple(targets.shape) != (logits.shape[0],):
+        raise ValueError(f"{name}: expected logits (N, C) and targets (N,), got shapes "
+                         f"{tuple(logits.shape)} and {tuple(targets.shape)}")
+    check_index(backend, name, targets, logits.shape[1], 1, "targets")
+
+
+def check_axis_indexing(name, shape, axis, index, src=None):
+    """The shape rule of torch.gather / scatter_add, checked before any kernel reads:
+    `index` has the ndim of `shape`, index.shape[d] <= shape[d] for d != axis, and
+    index.shape[d] <= src.shape[d] for every d when there is a `src`. Returns the
+    axis in [0, ndim) (0 for a 0-d `shape`, which reads as 1-d of length 1)."""
+    shape, ishape = tuple(shape), tuple(index.shape)
+    ndim = max(len(shape), 1)
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{name}: axis {axis} is out of range for {len(shape)} dims")
+    axis %= ndim
+    fits = len(ishape) == len(shape) and all(
+        i <= n for d, (i, n) in enumerate(zip(ishape, shape)) if d != axis)
+    if src is not None:
+        fits = fits and len(src.shape) == len(ishape) and all(
+            i <= n for i, n in zip(ishape, src.shape))
+    if not fits:
+        also = "" if src is None else f" and src of shape {tuple(src.shape)}"
+        raise ValueError(f"{name}: index of shape {ishape} does not fit shape {shape}{also} "
+                         f"along axis {axis} (same ndim; index.shape[d] <= shape[d] for d != "
+                         "axis" + ("" if src is None else ", <= src.shape[d] for every d") + ")")
+    return axis
+
+
+def check_rows_indexing(name, indices, src):
+    """scatter_rows_add's shape rule: src.shape starts with indices.shape."""
+    if tuple(src.shape[:len(indices.shape)]) != tuple(indices.shape):
+        raise ValueError(f"{name}: src of shape {tuple(src.shape)} does not start with the "
+                         f"indices' shape {tuple(indices.shape)}")
+
+
+def check_key(name, shape, key):
+    """Raise IndexOutOfRange unless every integer array of the NumPy-style `key`
+    (a host key: NumPy arrays) lies within the dim of `shape` it indexes, counting
+    negative indices from the end ([-n, n), as NumPy and torch allow)."""
+    parts = key if isinstance(key, tuple) else (key,)
+
+    def width(k):  # dims of `shape` that a key part consumes
+        if k is None or k is Ellipsis:
+            return 0
+        if isinstance(k, np.ndarray) and k.dtype.kind == "b":
+            return k.ndim
+        return 1
+
+    parts = tuple(np.asarray(k) if isinstance(k, list) else k for k in parts)
+    used = sum(width(k) for k in parts)
+    dim = 0
+    for k in parts:
+        if k is Ellipsis:
+            dim += len(shape) - used
+            continue
+        if isinstance(k, np.ndarray) and k.dtype.kind in "iu" and k.size and dim < len(shape):
+            n = int(shape[dim])
+            lo, hi = int(k.min()), int(k.max())
+            if lo < -n or hi >= n:
+                raise IndexOutOfRange(name, "index", lo, hi, n, dim=dim, negative=True)
+        dim += width(k)
 
 
 class Backend(ABC):
@@ -129,6 +241,9 @@ class Backend(ABC):
         axes at positions axis1 < axis2 of the result, zeros elsewhere."""
 
     # ---- indexing ---------------------------------------------------------
+    # Every kernel here checks its indices (see the module docstring): gather,
+    # scatter_add, take_rows and scatter_rows_add take indices in [0, n), as torch's
+    # gather, scatter_add and embedding do; getitem and index_put_add take [-n, n).
     @abstractmethod
     def getitem(self, a, key):
         """a[key] for a NumPy-style key (ints, slices, None, Ellipsis, int arrays)."""
@@ -226,6 +341,7 @@ class Backend(ABC):
         loss[n] = top[n] + logsum[n] - logits[n, targets[n]]. (top and logsum stay apart:
         their float32 sum would lose the digits that softmax needs at logits of 1e4.)"""
         n = logits.shape[0]
+        check_targets(self, f"{self.name}.cross_entropy", logits, targets)
         top = self.max(logits, axis=1, keepdims=True)
         logsum = self.unary("log", self.sum(self.unary("exp", self.binary("sub", logits, top)), (1,)))
         top = self.reshape(top, (n,))
@@ -236,6 +352,7 @@ class Backend(ABC):
         """scale · (softmax(logits) - onehot(targets)) from cross_entropy's top and logsum:
         the gradient of scale · Σ_n loss[n]; `scale` is a number or a 0-d array."""
         n, c = logits.shape
+        check_targets(self, f"{self.name}.cross_entropy_grad", logits, targets)
         shifted = self.binary("sub", self.binary("sub", logits, self.reshape(top, (n, 1))),
                               self.reshape(logsum, (n, 1)))
         p = self.unary("exp", shifted)

@@ -40,6 +40,8 @@ import numba  # noqa: E402
 from numba import njit, prange, types  # noqa: E402
 from numba.extending import overload  # noqa: E402
 
+from .base import (check_axis_indexing, check_index, check_index_dtype, check_key,  # noqa: E402
+                   check_rows_indexing, check_targets)
 from .numpy_backend import NumpyBackend, _conv_out  # noqa: E402
 from .semiring import BUILTIN as BUILTIN_SEMIRINGS  # noqa: E402
 
@@ -239,11 +241,13 @@ def _batch_map(batch_shape, out_batch):
 
 # ====================================================================== scatter
 @njit(**_PARALLEL)
-def _scatter_add_kernel(out, index, src):
+def _scatter_add_kernel(out, index, src, bad):
     # out (P, A, Q), index and src (P, J, Q): out[p, index[p, j, q], q] += src[p, j, q].
     # A task owns one p and a block of q, so no two tasks write the same element,
     # and each element receives its terms in increasing j, as numpy.add.at does.
+    # An index outside [0, A) is skipped and flagged in bad[task].
     npre, nj, nq = index.shape
+    na = out.shape[1]
     blocks = (nq + 63) // 64
     for task in prange(npre * blocks):
         p = task // blocks
@@ -251,26 +255,31 @@ def _scatter_add_kernel(out, index, src):
         q1 = min(nq, q0 + 64)
         for j in range(nj):
             for q in range(q0, q1):
-                out[p, index[p, j, q], q] += src[p, j, q]
+                a = index[p, j, q]
+                if 0 <= a < na:
+                    out[p, a, q] += src[p, j, q]
+                else:
+                    bad[task] = True
 
 
 @njit(**_PARALLEL)
-def _scatter_rows_kernel(out, index, src, parts):
+def _scatter_rows_kernel(out, index, src, parts, bad):
     # out (R, D), index (N,), src (N, D): out[index[i]] += src[i].
     # Each thread owns a contiguous range of output rows and scans all indices,
     # skipping the ones it does not own: no atomics, no private copies of the
     # table, and every row receives its terms in index order (as numpy.add.at).
+    # An index outside [0, R) belongs to no thread: it is flagged in bad[part].
     nrows, width = out.shape
     for part in prange(parts):
         r0 = part * nrows // parts
         r1 = (part + 1) * nrows // parts
         for i in range(index.shape[0]):
             r = index[i]
-            if r < 0:
-                r += nrows
             if r0 <= r < r1:
                 for d in range(width):
                     out[r, d] += src[i, d]
+            elif r < 0 or r >= nrows:
+                bad[part] = True
 
 
 def _plain_slice(k):
@@ -609,6 +618,7 @@ class NumbaCPUBackend(NumpyBackend):
         values = np.asarray(values)
         if not arrays or values.dtype.kind not in "fiu":
             return super().index_put_add(shape, key, values)
+        check_key(f"{self.name}.index_put_add", shape, key)  # then mode="wrap" below is exact
         s, e = arrays[0], arrays[-1] + 1
         # fast path: a block of integer-array keys, every other entry a plain `:`
         # (x[idx], x[i, j], x[:, idx], ... -- gather, embedding and fancy-indexing backward)
@@ -635,18 +645,22 @@ class NumbaCPUBackend(NumpyBackend):
 
     def scatter_add(self, shape, axis, index, src):
         shape = tuple(shape)
-        if not _is_float(src) or index.size == 0:
+        if not _is_float(src) or index.size == 0 or not shape:
             return super().scatter_add(shape, axis, index, src)
-        axis = axis % len(shape)
+        name = f"{self.name}.scatter_add"
+        axis = check_axis_indexing(name, shape, axis, index, src)
+        check_index_dtype(name, index)
         ishape = index.shape
         src = src[tuple(slice(0, n) for n in ishape)]
         pre = int(np.prod(ishape[:axis], dtype=np.int64))
         post = int(np.prod(ishape[axis + 1:], dtype=np.int64))
         window = tuple(shape[axis] if d == axis else n for d, n in enumerate(ishape))
         part = np.zeros(window, dtype=src.dtype)
+        bad = np.zeros(pre * ((post + 63) // 64), dtype=np.bool_)
         _launch(_scatter_add_kernel, src.size, part.reshape(pre, shape[axis], post),
-                            _c(index, np.int64).reshape(pre, -1, post),
-                            _c(src).reshape(pre, -1, post))
+                _c(index, np.int64).reshape(pre, -1, post), _c(src).reshape(pre, -1, post), bad)
+        if bad.any():
+            check_index(self, name, index, shape[axis], axis)  # raises, with the range found
         if window == shape:
             return part
         out = np.zeros(shape, dtype=src.dtype)
@@ -658,11 +672,17 @@ class NumbaCPUBackend(NumpyBackend):
         row_shape = src.shape[indices.ndim:]
         if not _is_float(src) or num_rows == 0 or src.size == 0:
             return super().scatter_rows_add(num_rows, indices, src)
+        name = f"{self.name}.scatter_rows_add"
+        check_rows_indexing(name, indices, src)
+        check_index_dtype(name, indices, "indices")
         width = int(np.prod(row_shape, dtype=np.int64))
         out = np.zeros((num_rows, width), dtype=src.dtype)
+        parts = min(numba.get_num_threads(), num_rows)
+        bad = np.zeros(parts, dtype=np.bool_)
         _launch(_scatter_rows_kernel, src.size + indices.size, out,
-                _c(indices, np.int64).reshape(-1), _c(src).reshape(-1, width),
-                min(numba.get_num_threads(), num_rows))
+                _c(indices, np.int64).reshape(-1), _c(src).reshape(-1, width), parts, bad)
+        if bad.any():
+            check_index(self, name, indices, num_rows, 0, "indices")  # raises, with the range
         return out.reshape((num_rows,) + tuple(row_shape))
 
     # ---- linear algebra
@@ -752,6 +772,7 @@ class NumbaCPUBackend(NumpyBackend):
     def cross_entropy(self, logits, targets):
         if not _is_float(logits) or 0 in logits.shape:
             return super().cross_entropy(logits, targets)
+        check_targets(self, f"{self.name}.cross_entropy", logits, targets)
         x, t = _c(logits), _c(targets, np.int64)
         loss, top, logsum = (np.empty(x.shape[0], dtype=x.dtype) for _ in range(3))
         _launch(_cross_entropy_kernel, x.size, x, t, loss, top, logsum)
@@ -760,6 +781,7 @@ class NumbaCPUBackend(NumpyBackend):
     def cross_entropy_grad(self, logits, targets, top, logsum, scale):
         if not _is_float(logits) or 0 in logits.shape:
             return super().cross_entropy_grad(logits, targets, top, logsum, scale)
+        check_targets(self, f"{self.name}.cross_entropy_grad", logits, targets)
         x = _c(logits)
         out = np.empty_like(x)
         _launch(_cross_entropy_grad_kernel, x.size, x, _c(targets, np.int64),

@@ -2,7 +2,7 @@
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .base import Backend
+from .base import Backend, check_axis_indexing, check_index, check_key, check_rows_indexing
 
 _UNARY = {
     "neg": np.negative,
@@ -130,9 +130,11 @@ class NumpyBackend(Backend):
 
     # ---- indexing
     def getitem(self, a, key):
+        check_key(f"{self.name}.getitem", np.shape(a), key)
         return a[key]
 
     def index_put_add(self, shape, key, values):
+        check_key(f"{self.name}.index_put_add", shape, key)
         out = np.zeros(shape, dtype=values.dtype)
         parts = key if isinstance(key, tuple) else (key,)
         if any(isinstance(k, np.ndarray) for k in parts):
@@ -142,22 +144,37 @@ class NumpyBackend(Backend):
         return out
 
     def gather(self, a, axis, index):
+        name = f"{self.name}.gather"
+        axis = check_axis_indexing(name, a.shape, axis, index)
+        if a.ndim == 0:  # 0-d: the same as 1-d of length 1
+            return self.gather(a.reshape(1), 0, index.reshape(1)).reshape(())
+        check_index(self, name, index, a.shape[axis], axis)
         # torch.gather reads only the leading index.shape[d] entries of the other dims
-        window = tuple(slice(None) if d == axis % a.ndim else slice(0, n)
+        window = tuple(slice(None) if d == axis else slice(0, n)
                        for d, n in enumerate(index.shape))
         return np.take_along_axis(a[window], index, axis=axis)
 
     def scatter_add(self, shape, axis, index, src):
+        name = f"{self.name}.scatter_add"
+        axis = check_axis_indexing(name, shape, axis, index, src)
+        if not shape:
+            return self.scatter_add((1,), 0, index.reshape(1), src.reshape(1)).reshape(())
+        check_index(self, name, index, shape[axis], axis)
         out = np.zeros(shape, dtype=src.dtype)
         grid = list(np.ogrid[tuple(slice(0, n) for n in index.shape)])
-        grid[axis % len(shape)] = index
+        grid[axis] = index
         np.add.at(out, tuple(grid), src[tuple(slice(0, n) for n in index.shape)])
         return out
 
     def take_rows(self, table, indices):
+        num_rows = table.shape[0] if table.ndim else 0
+        check_index(self, f"{self.name}.take_rows", indices, num_rows, 0, "indices")
         return table[indices]
 
     def scatter_rows_add(self, num_rows, indices, src):
+        name = f"{self.name}.scatter_rows_add"
+        check_rows_indexing(name, indices, src)
+        check_index(self, name, indices, num_rows, 0, "indices")
         out = np.zeros((num_rows,) + src.shape[indices.ndim:], dtype=src.dtype)
         np.add.at(out, indices, src)
         return out

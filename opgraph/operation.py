@@ -16,6 +16,7 @@ import itertools
 import weakref
 
 from . import tape as _tape
+from opgraph.backends.base import IndexOutOfRange
 from .tensor import Tensor, as_tensors, get_default_backend
 
 _sequence = itertools.count()
@@ -58,7 +59,10 @@ class Operation:
     def __call__(self, *inputs):
         inputs = as_tensors(self.name, inputs, self.promote)
         self.backend = inputs[0].backend if inputs else get_default_backend()
-        result = self.forward(*[t.data for t in inputs])
+        try:
+            result = self.forward(*[t.data for t in inputs])
+        except IndexOutOfRange as e:  # a kernel's index check, reported by this op
+            raise e.renamed(self.name) from None
         return self._wrap(result, inputs)
 
     def _needs_grad(self, inputs):

@@ -1,20 +1,11 @@
-"""Gather / scatter ops: Gather, ScatterAdd, Embedding, EmbeddingBackward."""
+"""Gather / scatter ops: Gather, ScatterAdd, Embedding, EmbeddingBackward.
+
+The backend's kernels check that indices are in range (IndexOutOfRange, which
+Operation re-raises under the op's name); the ops check shapes and dtypes."""
+from opgraph.backends.base import check_axis_indexing, check_index_dtype, check_rows_indexing
 from opgraph.operation import Operation
 
 from .shape import normalize_axis
-
-
-def check_indices(name, backend, index, bound, what):
-    """Raise unless `index` is an integer array with every entry in [0, bound)."""
-    if index.dtype.kind not in "iu":
-        raise TypeError(f"{name}: {what} must be an integer tensor, got dtype {index.dtype}")
-    if 0 in index.shape:
-        return
-    lo = int(backend.to_numpy(backend.min(index)))
-    hi = int(backend.to_numpy(backend.max(index)))
-    if lo < 0 or hi >= bound:
-        raise ValueError(f"{name}: {what} out of range: values span [{lo}, {hi}] but the "
-                         f"valid range is [0, {bound - 1}]")
 
 
 class Gather(Operation):
@@ -31,7 +22,7 @@ class Gather(Operation):
             raise ValueError(f"{self.name}: index of shape {tuple(index.shape)} does not fit input "
                              f"of shape {tuple(x.shape)} along dim {self.dim} (same ndim, and "
                              "index.shape[d] <= input.shape[d] for d != dim)")
-        check_indices(self.name, self.backend, index, x.shape[self.dim], "index")
+        check_index_dtype(self.name, index, "index")
         self.in_shape = x.shape
         return self.backend.gather(x, self.dim, index)
 
@@ -48,6 +39,8 @@ class ScatterAdd(Operation):
 
     def forward(self, src, index):
         self.dim = normalize_axis(self.name, self.dim, len(self.shape))
+        check_axis_indexing(self.name, self.shape, self.dim, index, src)
+        check_index_dtype(self.name, index, "index")
         return self.backend.scatter_add(self.shape, self.dim, index, src)
 
     def backward(self, grad):
@@ -63,7 +56,7 @@ class Embedding(Operation):
         if len(weight.shape) != 2:
             raise ValueError(f"{self.name}: weight must be 2-D (num_embeddings, dim), got shape "
                              f"{tuple(weight.shape)}")
-        check_indices(self.name, self.backend, indices, weight.shape[0], "indices")
+        check_index_dtype(self.name, indices, "indices")
         self.num_rows = weight.shape[0]
         return self.backend.take_rows(weight, indices)
 
@@ -79,6 +72,8 @@ class EmbeddingBackward(Operation):
         self.num_rows = num_rows
 
     def forward(self, src, indices):
+        check_rows_indexing(self.name, indices, src)
+        check_index_dtype(self.name, indices, "indices")
         return self.backend.scatter_rows_add(self.num_rows, indices, src)
 
     def backward(self, grad):

@@ -3,7 +3,7 @@ from opgraph.operation import Operation
 
 from .shape import normalize_axis
 
-from .indexing import check_indices
+from opgraph.backends.base import check_index_dtype
 
 
 class Softmax(Operation):
@@ -52,7 +52,7 @@ class CrossEntropy(Operation):
         if tuple(targets.shape) != (logits.shape[0],):
             raise ValueError(f"{self.name}: targets must have shape ({logits.shape[0]},) to match "
                              f"logits {tuple(logits.shape)}, got {tuple(targets.shape)}")
-        check_indices(self.name, self.backend, targets, logits.shape[1], "targets")
+        check_index_dtype(self.name, targets, "targets")
         b = self.backend
         loss, self.top, self.logsum = b.cross_entropy(logits, targets)
         self.targets = targets

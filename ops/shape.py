@@ -2,6 +2,7 @@
 shape helpers every op family uses (broadcasting, dim normalisation, permutations)."""
 import math
 
+from opgraph.backends.base import IndexOutOfRange
 from opgraph.operation import MultiOutputOperation, Operation
 
 
@@ -157,6 +158,8 @@ class Index(Operation):
         self.in_shape = x.shape
         try:
             return self.backend.getitem(x, self.key)
+        except IndexOutOfRange:
+            raise  # already names the dim, its size and the values found
         except (IndexError, TypeError, ValueError) as e:
             raise IndexError(f"{self.name}: key {_describe(self.key)} is invalid for a tensor of "
                              f"shape {tuple(x.shape)}: {e}") from None

@@ -6,7 +6,8 @@ into numba.cuda go through one Device adapter (device.py).
 """
 import numpy as np
 
-from ..base import Backend, UNARY_OPS, BINARY_OPS, SEMIRINGS
+from ..base import (Backend, UNARY_OPS, BINARY_OPS, SEMIRINGS, check_axis_indexing, check_index,
+                    check_index_dtype, check_key, check_rows_indexing)
 from ..semiring import BUILTIN as BUILTIN_SEMIRINGS
 from . import device_functions as fn
 from . import launch as launch_config
@@ -384,6 +385,7 @@ class NumbaCUDABackend(Backend):
     def getitem(self, a, key):
         a = self._dev(a)
         key = self._host_key(key)
+        check_key(f"{self.name}.getitem", a.shape, key)
         if all(is_basic(k) for k in key):
             offset, shape, strides = basic_view(tuple(a.shape), key)
             return self._view_copy(a, offset, shape, strides)
@@ -397,6 +399,7 @@ class NumbaCUDABackend(Backend):
     def index_put_add(self, shape, key, values):
         shape = tuple(int(s) for s in shape)
         key = self._host_key(key)
+        check_key(f"{self.name}.index_put_add", shape, key)
         values = self._dev(values)
         out = self.full(shape, 0, values.dtype)
         if all(is_basic(k) for k in key):
@@ -411,55 +414,81 @@ class NumbaCUDABackend(Backend):
                     self.device.to_device(pos.reshape(-1)), self._flat(vals), pos.size)
         return out
 
+    def _index_launch(self, key, n, *args):
+        """Launch index kernel `key` with a device flag as its last argument; True when
+        the kernel met an index out of range (one int32 read back)."""
+        bad = self.full((), 0, np.int32)
+        launch(key, *grid1(n), *args, self._flat(bad))
+        return bool(bad.copy_to_host())
+
     def gather(self, a, axis, index):
         a, index = self._dev(a), self._dev(index)
+        name = f"{self.name}.gather"
+        axis = check_axis_indexing(name, a.shape, axis, index)
+        check_index_dtype(name, index)
         if a.ndim == 0:  # 0-d: the same as 1-d of length 1
             return self.reshape(self.gather(self.reshape(a, (1,)), 0, self.reshape(index, (1,))), ())
-        axis = normalize_axes(axis, a.ndim)[0]
         out = self._empty(index.shape, a.dtype)
         n = index.size
         if n:
             cs = c_strides(a.shape)
             sstr = tuple(0 if d == axis else cs[d] for d in range(a.ndim))
-            launch(("gather_axis",), *grid1(n), self._flat(a), self._flat(index),
-                    self._flat(out), n, tuple(index.shape), sstr, cs[axis], a.shape[axis])
+            if self._index_launch(("gather_axis",), n, self._flat(a), self._flat(index),
+                                  self._flat(out), n, tuple(index.shape), sstr, cs[axis],
+                                  a.shape[axis]):
+                check_index(self, name, index, a.shape[axis], axis)  # raises, with the range
         return out
 
     def scatter_add(self, shape, axis, index, src):
         index, src = self._dev(index), self._dev(src)
         shape = tuple(int(s) for s in shape)
+        name = f"{self.name}.scatter_add"
+        axis = check_axis_indexing(name, shape, axis, index, src)
+        check_index_dtype(name, index)
         if not shape:
             return self.reshape(self.scatter_add((1,), 0, self.reshape(index, (1,)),
                                                  self.reshape(src, (1,))), ())
-        axis = normalize_axes(axis, len(shape))[0]
         out = self.full(shape, 0, src.dtype)
         n = index.size
         if n:
             cs = c_strides(shape)
             ostr = tuple(0 if d == axis else cs[d] for d in range(len(shape)))
             sstr = c_strides(src.shape)
-            launch(("scatter_axis",), *grid1(n), self._flat(out), self._flat(index),
-                    self._flat(src), n, tuple(index.shape), ostr, cs[axis], shape[axis], sstr)
+            if self._index_launch(("scatter_axis",), n, self._flat(out), self._flat(index),
+                                  self._flat(src), n, tuple(index.shape), ostr, cs[axis],
+                                  shape[axis], sstr):
+                check_index(self, name, index, shape[axis], axis)
         return out
 
     def take_rows(self, table, indices):
         table, indices = self._dev(table), self._dev(indices)
+        name = f"{self.name}.take_rows"
+        check_index_dtype(name, indices, "indices")
+        num_rows = table.shape[0] if table.ndim else 0
         row = size(table.shape[1:])
         out = self._empty(tuple(indices.shape) + tuple(table.shape[1:]), table.dtype)
         n = out.size
-        if n:
-            launch(("take_rows",), *grid1(n), self._flat(table), self._flat(indices),
-                    self._flat(out), n, row, table.shape[0])
+        if n and self._index_launch(("take_rows",), n, self._flat(table), self._flat(indices),
+                                    self._flat(out), n, row, num_rows):
+            check_index(self, name, indices, num_rows, 0, "indices")
+        if indices.size and not n:  # rows of width 0: no thread read an index
+            check_index(self, name, indices, num_rows, 0, "indices")
         return out
 
     def scatter_rows_add(self, num_rows, indices, src):
         indices, src = self._dev(indices), self._dev(src)
+        name = f"{self.name}.scatter_rows_add"
+        check_rows_indexing(name, indices, src)
+        check_index_dtype(name, indices, "indices")
+        num_rows = int(num_rows)
         row_shape = tuple(src.shape[indices.ndim:])
-        out = self.full((int(num_rows),) + row_shape, 0, src.dtype)
+        out = self.full((num_rows,) + row_shape, 0, src.dtype)
         n = size(indices.shape) * size(row_shape)
-        if n:
-            launch(("scatter_rows",), *grid1(n), self._flat(out), self._flat(indices),
-                    self._flat(src), n, size(row_shape), int(num_rows))
+        if n and self._index_launch(("scatter_rows",), n, self._flat(out), self._flat(indices),
+                                    self._flat(src), n, size(row_shape), num_rows):
+            check_index(self, name, indices, num_rows, 0, "indices")
+        if indices.size and not n:
+            check_index(self, name, indices, num_rows, 0, "indices")
         return out
 
     # ---- linear algebra

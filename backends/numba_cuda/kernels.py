@@ -331,55 +331,60 @@ def _b_scatter_add_flat():
     return scatter_add_flat
 
 
+# Index kernels skip an index outside its dim and set bad[0]; the host then raises.
 def _b_gather_axis():
-    def gather_axis(src, index, out, n, ishape, sstr, saxis, alen):
+    def gather_axis(src, index, out, n, ishape, sstr, saxis, alen, bad):
         i = cuda.grid(1)
         step = cuda.gridsize(1)
         while i < n:
             j = index[i]
-            if j < 0:
-                j += alen
-            out[i] = src[_offset(i, ishape, sstr) + j * saxis]
+            if 0 <= j < alen:
+                out[i] = src[_offset(i, ishape, sstr) + j * saxis]
+            else:
+                bad[0] = 1
             i += step
     return gather_axis
 
 
 def _b_scatter_axis():
-    def scatter_axis(out, index, src, n, ishape, ostr, oaxis, alen, sstr):
+    def scatter_axis(out, index, src, n, ishape, ostr, oaxis, alen, sstr, bad):
         i = cuda.grid(1)
         step = cuda.gridsize(1)
         while i < n:
             j = index[i]
-            if j < 0:
-                j += alen
-            oo, so = _offset2(i, ishape, ostr, sstr)
-            cuda.atomic.add(out, oo + j * oaxis, src[so])
+            if 0 <= j < alen:
+                oo, so = _offset2(i, ishape, ostr, sstr)
+                cuda.atomic.add(out, oo + j * oaxis, src[so])
+            else:
+                bad[0] = 1
             i += step
     return scatter_axis
 
 
 def _b_take_rows():
-    def take_rows(table, idx, out, n, row, num_rows):
+    def take_rows(table, idx, out, n, row, num_rows, bad):
         i = cuda.grid(1)
         step = cuda.gridsize(1)
         while i < n:
             r = idx[i // row]
-            if r < 0:
-                r += num_rows
-            out[i] = table[r * row + i % row]
+            if 0 <= r < num_rows:
+                out[i] = table[r * row + i % row]
+            else:
+                bad[0] = 1
             i += step
     return take_rows
 
 
 def _b_scatter_rows():
-    def scatter_rows(out, idx, src, n, row, num_rows):
+    def scatter_rows(out, idx, src, n, row, num_rows, bad):
         i = cuda.grid(1)
         step = cuda.gridsize(1)
         while i < n:
             r = idx[i // row]
-            if r < 0:
-                r += num_rows
-            cuda.atomic.add(out, r * row + i % row, src[i])
+            if 0 <= r < num_rows:
+                cuda.atomic.add(out, r * row + i % row, src[i])
+            else:
+                bad[0] = 1
             i += step
     return scatter_rows
 
