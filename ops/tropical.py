@@ -55,6 +55,7 @@ class TropicalEinsum(Operation):
     After forward: `path`, `info`, `largest_intermediate` as on Einsum."""
 
     once_differentiable = True
+    promote = True  # an integer operand takes the float operands' dtype, as with * and @
 
     def __init__(self, subscripts, semiring="max_plus", optimize="greedy"):
         self.subscripts = subscripts

@@ -164,3 +164,19 @@ def test_optimizers_given_numpy_scalars_keep_float32(name, hyper, backend):
     assert w.dtype == np.float32
     assert all(v.dtype == np.float32 for v in opt.state[id(w)].values() if hasattr(v, "dtype"))
     np.testing.assert_array_equal(w.numpy(), ref.numpy())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_einsum_with_an_integer_operand_keeps_the_float_dtype(dtype, backend):
+    x = og.tensor(np.arange(6.0).reshape(2, 3), dtype=dtype, backend=backend)
+    i = og.tensor([[1, 2], [3, 4], [5, 6]], backend=backend)
+    want = np.arange(6.0).reshape(2, 3) @ np.array([[1, 2], [3, 4], [5, 6]])
+    for y in (og.einsum("ij,jk->ik", x, i), og.einsum("jk,ij->ik", i, x),
+              og.einsum(x, [0, 1], i, [1, 2], [0, 2]), x @ i):
+        assert y.dtype == dtype
+        np.testing.assert_allclose(y.numpy(), want)
+    t = og.tropical_einsum("ij,jk->ik", x, i)
+    assert t.dtype == dtype
+    np.testing.assert_allclose(t.numpy(), (np.arange(6.0).reshape(2, 3)[:, :, None]
+                                           + np.array([[1, 2], [3, 4], [5, 6]])[None]).max(1))
+    assert og.einsum("ij,jk->ik", i.T, i).dtype == np.int64  # no float operand: integers

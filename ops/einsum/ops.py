@@ -74,6 +74,8 @@ class Einsum(Operation):
     After forward: `path` (pairs, einsum_path convention), `info` (PathInfo) and
     `largest_intermediate` (elements)."""
 
+    promote = True  # an integer operand takes the float operands' dtype, as with * and @
+
     def __init__(self, subscripts, optimize="greedy"):
         self.subscripts = subscripts
         self.optimize = optimize
