@@ -110,7 +110,8 @@ def where(cond, x, y):
                                                       list, tuple)) else None
         if host is None or host.dtype.kind not in "biuf":
             what = type(cond).__name__ if host is None else f"dtype {host.dtype}"
-            raise TypeError(f"Where: cond must be a bool tensor or array, got {what}")
+            raise TypeError(f"Where: the condition of where(cond, x, y) must be a bool tensor "
+                            f"or array, got {what}")
         cond = x.backend.asarray(host)
     if cond.dtype.kind != "b":
         cond = x.backend.binary("ne", cond, 0)

@@ -24,7 +24,8 @@ class SumDim(Operation):
     """y = Σ x over dims (all when None);  dx = dy broadcast back to x.shape"""
 
     def __init__(self, dims=None, keepdim=False):
-        self.dims, self.keepdim = dims, check_flag(self.name, "keepdim", keepdim)
+        self.dims, self.keepdim = dims, check_flag(f"{self.name} ({self.name[:-3].lower()})",
+                                                   "keepdim", keepdim)
 
     def forward(self, x):
         self.in_shape = x.shape
@@ -41,7 +42,8 @@ class MeanDim(Operation):
     dx = dy / count broadcast back to x.shape"""
 
     def __init__(self, dims=None, keepdim=False):
-        self.dims, self.keepdim = dims, check_flag(self.name, "keepdim", keepdim)
+        self.dims, self.keepdim = dims, check_flag(f"{self.name} ({self.name[:-3].lower()})",
+                                                   "keepdim", keepdim)
 
     def forward(self, x):
         self.in_shape = x.shape
@@ -63,7 +65,7 @@ class MaxDim(Operation):
     """y = max of x along dim;  dx = dy at the first maximum of each slice, 0 elsewhere"""
 
     def __init__(self, dim, keepdim=False):
-        self.dim, self.keepdim = dim, check_flag(self.name, "keepdim", keepdim)
+        self.dim, self.keepdim = dim, check_flag(f"{self.name} (max)", "keepdim", keepdim)
 
     def forward(self, x):
         self.dim = normalize_axis(self.name, self.dim, len(x.shape))

@@ -85,8 +85,8 @@ class Reshape(Operation):
 def _resolve_shape(name, old, new):
     for n in new:
         if isinstance(n, bool) or not hasattr(n, "__index__"):
-            raise TypeError(f"{name}: shape entries must be ints, got {n!r} "
-                            f"({type(n).__name__}) in {new}")
+            raise TypeError(f"{name}: cannot reshape to {new}: sizes must be ints, got {n!r} "
+                            f"({type(n).__name__})")
     new = tuple(int(n) for n in new)
     size = math.prod(old)
     if new.count(-1) > 1:
