@@ -122,6 +122,8 @@ def load(path, backend=None):
     """The state dict saved at `path`: an ordered {name: Tensor} on `backend`
     (default: the default backend). Pass it to `module.load_state_dict`."""
     path = _path("load", path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"load: {path} is a folder, expected a .npz file")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"load: no such file: {path}")
     with open(path, "rb") as f:

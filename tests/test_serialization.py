@@ -107,6 +107,8 @@ def test_save_names_a_missing_folder_and_a_folder_target(tmp_path):
         opgraph.save({"w": np.zeros(2)}, tmp_path / "nope" / "w.npz")
     with pytest.raises(IsADirectoryError, match="is a folder"):
         opgraph.save({"w": np.zeros(2)}, tmp_path)
+    with pytest.raises(IsADirectoryError, match="load: .* is a folder"):
+        opgraph.load(tmp_path)
     assert _files(tmp_path) == []
 
 
