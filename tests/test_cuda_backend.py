@@ -270,6 +270,11 @@ def test_gpu_branch_of_the_device_adapter_calls_numba_cuda_once_per_upload():
     assert fake.calls[-1] == ("as_cuda_array", "ForeignGPUArray")
     np.testing.assert_array_equal(view.copy_to_host(), host_data)
     assert dev.foreign(host_data) is None  # a NumPy array is uploaded, not adopted
+    strided = up[:, ::2]  # a user's strided device view: copied on the device
+    assert not strided.is_c_contiguous()
+    dense = dev.contiguous(strided)
+    assert dense.is_c_contiguous() and fake.calls[-1] == ("device_array", (2, 2), np.float64)
+    np.testing.assert_array_equal(dense.copy_to_host(), host_data[:, ::2])
     assert nc.Device(fake, simulator=True).foreign(ForeignGPUArray(host_data)) is None
 
 

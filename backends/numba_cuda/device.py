@@ -1,5 +1,7 @@
-"""The host side of numba.cuda, in one place: what differs between a GPU and
-Numba's CUDA simulator (`NUMBA_ENABLE_CUDASIM=1`) lives here and nowhere else.
+"""The host side of numba.cuda, in one place: every call on data the backend makes
+into numba.cuda, and what differs between a GPU and Numba's CUDA simulator
+(`NUMBA_ENABLE_CUDASIM=1`) in them. (The other difference, launch sizes and the
+record of launched kernels, is in launch.py.)
 
 Both run the same host path: `cuda.to_device`, `cuda.device_array` and
 `copy_to_host` exist under the simulator too. The differences are few:
