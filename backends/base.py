@@ -14,6 +14,7 @@ The list is deliberately short (tinygrad shows how few primitives one
 needs); fused kernels (softmax rows, im2col, max-pool) exist because they
 are where a compiled backend wins.
 """
+import math
 from abc import ABC, abstractmethod
 
 import numpy as np
@@ -21,11 +22,21 @@ import numpy as np
 from .semiring import BUILTIN as BUILTIN_SEMIRINGS, generic_matmul, get_semiring
 
 UNARY_OPS = ("neg", "exp", "log", "sin", "cos", "sqrt", "rsqrt", "relu",
-             "sigmoid", "tanh", "silu", "abs", "sign")
+             "sigmoid", "tanh", "silu", "abs", "sign", "erf")
 BINARY_OPS = ("add", "sub", "mul", "div", "pow", "maximum", "minimum",
               "gt", "ge", "lt", "le", "eq", "ne")
 SEMIRINGS = tuple(BUILTIN_SEMIRINGS)   # names of the built-in semirings (semiring.py)
-ACTIVATIONS = ("sigmoid", "tanh", "silu")  # activation_grad's ops
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_GELU_KAPPA = 0.044715
+ACTIVATIONS = ("sigmoid", "tanh", "silu", "gelu", "gelu_tanh")  # activation_grad's ops
+
+
+def pair(value):
+    """An int or an (h, w) pair of a conv / pool kernel argument, as a pair of ints."""
+    if isinstance(value, (tuple, list)):
+        return int(value[0]), int(value[1])
+    return int(value), int(value)
 
 
 class IndexOutOfRange(IndexError, ValueError):
@@ -310,12 +321,14 @@ class Backend(ABC):
         return None
 
     # ---- convolution and pooling -----------------------------------------
+    # stride, padding, dilation and the pooling kernel are an int or an (h, w) pair
     @abstractmethod
-    def im2col(self, x, kh, kw, stride, padding):
-        """x (N, C, H, W) -> cols (N, C*kh*kw, OH*OW), zero padding."""
+    def im2col(self, x, kh, kw, stride, padding, dilation=1):
+        """x (N, C, H, W) -> cols (N, C*kh*kw, OH*OW), zero padding:
+        cols[n, (c, i, j), (oh, ow)] = xpad[n, c, oh*sh + i*dh, ow*sw + j*dw]."""
 
     @abstractmethod
-    def col2im(self, cols, x_shape, kh, kw, stride, padding):
+    def col2im(self, cols, x_shape, kh, kw, stride, padding, dilation=1):
         """Adjoint of im2col: overlapping patches are summed back into (N, C, H, W)."""
 
     @abstractmethod
@@ -362,7 +375,7 @@ class Backend(ABC):
     def activation_grad(self, op, saved, grad):
         """grad · f'(x) for op in ACTIVATIONS, from what the forward keeps: saved = y = f(x)
         for sigmoid (f' = y(1 - y)) and tanh (f' = 1 - y²), saved = x for silu
-        (f' = σ(x)(1 + x(1 - σ(x))))."""
+        (f' = σ(x)(1 + x(1 - σ(x)))) and the GELUs (see gelu)."""
         if op == "sigmoid":
             slope = self.binary("mul", saved, self.binary("sub", 1.0, saved))
         elif op == "tanh":
@@ -371,6 +384,60 @@ class Backend(ABC):
             s = self.unary("sigmoid", saved)
             slope = self.binary("mul", s, self.binary(
                 "add", 1.0, self.binary("mul", saved, self.binary("sub", 1.0, s))))
+        elif op == "gelu":  # f' = Φ(x) + x φ(x)
+            phi = self.binary("mul", self.unary("exp", self.binary(
+                "mul", self.binary("mul", saved, saved), -0.5)), _INV_SQRT_2PI)
+            slope = self.binary("add", self._normal_cdf(saved), self.binary("mul", saved, phi))
+        elif op == "gelu_tanh":  # f' = (1 + t)/2 + x/2 (1 - t²) u'
+            x2 = self.binary("mul", saved, saved)
+            t = self.unary("tanh", self.binary("mul", self.binary(
+                "add", saved, self.binary("mul", self.binary("mul", x2, saved), _GELU_KAPPA)),
+                _SQRT_2_OVER_PI))
+            du = self.binary("mul", self.binary("add", self.binary("mul", x2, 3 * _GELU_KAPPA), 1.0),
+                             _SQRT_2_OVER_PI)
+            slope = self.binary("add", self.binary("mul", self.binary("add", t, 1.0), 0.5),
+                                self.binary("mul", self.binary("mul", saved, 0.5), self.binary(
+                                    "mul", self.binary("sub", 1.0, self.binary("mul", t, t)), du)))
         else:
             raise ValueError(f"activation_grad: unknown op {op!r}; expected one of {ACTIVATIONS}")
         return self.binary("mul", grad, slope)
+
+    # ---- fused activations and normalization ------------------------------
+    # Defaults from the kernels above; compiled backends override them.
+    def _normal_cdf(self, x):
+        return self.binary("mul", self.binary("add", self.unary(
+            "erf", self.binary("mul", x, 1 / math.sqrt(2.0))), 1.0), 0.5)
+
+    def gelu(self, x, approximate="none"):
+        """x · Φ(x) = x/2 (1 + erf(x/√2)) for approximate='none'; for 'tanh',
+        x/2 (1 + tanh(√(2/π)(x + 0.044715 x³))) (torch.nn.functional.gelu)."""
+        if approximate == "tanh":
+            inner = self.binary("add", x, self.binary(
+                "mul", self.binary("mul", self.binary("mul", x, x), x), _GELU_KAPPA))
+            t = self.unary("tanh", self.binary("mul", inner, _SQRT_2_OVER_PI))
+            return self.binary("mul", self.binary("mul", x, 0.5), self.binary("add", t, 1.0))
+        return self.binary("mul", x, self._normal_cdf(x))
+
+    def normalize(self, x, eps):
+        """For x (A, C, B): (y, mean, var) with the statistics of each c over a and b:
+        mean (C,), biased var (C,), y = (x - mean) / sqrt(var + eps) (A, C, B). The core of
+        BatchNorm (C the channels) and of LayerNorm (A = 1, C the rows)."""
+        a, c, b = x.shape
+        count = max(a * b, 1)
+        mean = self.binary("div", self.sum(x, (0, 2), keepdims=True), count)
+        centered = self.binary("sub", x, mean)
+        var = self.binary("div", self.sum(self.binary("mul", centered, centered), (0, 2),
+                                          keepdims=True), count)
+        y = self.binary("mul", centered, self.unary("rsqrt", self.binary("add", var, eps)))
+        return y, self.reshape(mean, (c,)), self.reshape(var, (c,))
+
+    def normalize_grad(self, y, rstd, grad):
+        """The gradient of normalize through y: for y, grad (A, C, B) and rstd (C,),
+        dx = rstd · (grad - mean(grad) - y · mean(grad · y)), the means over a and b."""
+        a, c, b = y.shape
+        count = max(a * b, 1)
+        mean_g = self.binary("div", self.sum(grad, (0, 2), keepdims=True), count)
+        mean_gy = self.binary("div", self.sum(self.binary("mul", grad, y), (0, 2),
+                                              keepdims=True), count)
+        inner = self.binary("sub", self.binary("sub", grad, mean_g), self.binary("mul", y, mean_gy))
+        return self.binary("mul", inner, self.reshape(rstd, (1, c, 1)))

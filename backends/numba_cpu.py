@@ -41,8 +41,8 @@ from numba import njit, prange, types  # noqa: E402
 from numba.extending import overload  # noqa: E402
 
 from .base import (check_axis_indexing, check_index, check_index_dtype, check_key,  # noqa: E402
-                   check_rows_indexing, check_targets)
-from .numpy_backend import NumpyBackend, _conv_out  # noqa: E402
+                   check_rows_indexing, check_targets, pair)
+from .numpy_backend import NumpyBackend, conv_out  # noqa: E402
 from .semiring import BUILTIN as BUILTIN_SEMIRINGS  # noqa: E402
 
 # nogil: kernels release the GIL, so Python threads can run them concurrently
@@ -292,7 +292,7 @@ def _int_array(k):
 
 # ================================================================ conv and pool
 @njit(**_PARALLEL)
-def _im2col_kernel(x, cols, kh, kw, stride, padding, oh, ow):
+def _im2col_kernel(x, cols, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
     n, c, h, w = x.shape
     for task in prange(n * c):  # one (image, channel) plane per task
         b = task // c
@@ -301,10 +301,10 @@ def _im2col_kernel(x, cols, kh, kw, stride, padding, oh, ow):
             for j in range(kw):
                 row = (ch * kh + i) * kw + j
                 for y in range(oh):
-                    iy = y * stride + i - padding
+                    iy = y * sh + i * dh - ph
                     inside = 0 <= iy < h
                     for xo in range(ow):
-                        ix = xo * stride + j - padding
+                        ix = xo * sw + j * dw - pw
                         if inside and 0 <= ix < w:
                             cols[b, row, y * ow + xo] = x[b, ch, iy, ix]
                         else:
@@ -312,7 +312,7 @@ def _im2col_kernel(x, cols, kh, kw, stride, padding, oh, ow):
 
 
 @njit(**_PARALLEL)
-def _col2im_kernel(cols, out, kh, kw, stride, padding, oh, ow):
+def _col2im_kernel(cols, out, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
     # out must be zeros. Each task owns one output plane; kernel offsets are
     # summed in (i, j) order, the NumPy backend's order, so results are identical.
     n, c, h, w = out.shape
@@ -323,16 +323,16 @@ def _col2im_kernel(cols, out, kh, kw, stride, padding, oh, ow):
             for j in range(kw):
                 row = (ch * kh + i) * kw + j
                 for y in range(oh):
-                    iy = y * stride + i - padding
+                    iy = y * sh + i * dh - ph
                     if 0 <= iy < h:
                         for xo in range(ow):
-                            ix = xo * stride + j - padding
+                            ix = xo * sw + j * dw - pw
                             if 0 <= ix < w:
                                 out[b, ch, iy, ix] += cols[b, row, y * ow + xo]
 
 
 @njit(**_PARALLEL)
-def _max_pool_kernel(x, out, idx, kernel, stride):
+def _max_pool_kernel(x, out, idx, kh, kw, sh, sw):
     n, c, h, w = x.shape
     oh, ow = out.shape[2], out.shape[3]
     for task in prange(n * c):
@@ -342,21 +342,21 @@ def _max_pool_kernel(x, out, idx, kernel, stride):
             best = out[b, ch, y]
             pos = idx[b, ch, y]
             for xo in range(ow):
-                best[xo] = x[b, ch, y * stride, xo * stride]
-                pos[xo] = y * stride * w + xo * stride
+                best[xo] = x[b, ch, y * sh, xo * sw]
+                pos[xo] = y * sh * w + xo * sw
             # window offsets outermost, output columns innermost: the xo loop is
             # branch-free and vectorises, and each output still sees its window
             # in row-major order, so the strict comparison keeps the first maximum
-            for di in range(kernel):
-                row = x[b, ch, y * stride + di]
-                for dj in range(kernel):
+            for di in range(kh):
+                row = x[b, ch, y * sh + di]
+                for dj in range(kw):
                     for xo in range(ow):
-                        v = row[xo * stride + dj]
+                        v = row[xo * sw + dj]
                         cur = best[xo]
                         # like numpy.argmax, a NaN counts as the maximum (the first NaN wins)
                         win = v > cur or (v != v and cur == cur)
                         best[xo] = v if win else cur
-                        pos[xo] = (y * stride + di) * w + xo * stride + dj if win else pos[xo]
+                        pos[xo] = (y * sh + di) * w + xo * sw + dj if win else pos[xo]
 
 
 # ================================================================ fused rows
@@ -494,7 +494,7 @@ def _silu_kernel(x, out):
         out[i] = v * ((1.0 if v >= 0 else e) / (1.0 + e))
 
 
-_FUSED_UNARY = {"sigmoid": _sigmoid_kernel, "silu": _silu_kernel}
+_FUSED_UNARY = {"sigmoid": _sigmoid_kernel, "silu": _silu_kernel}  # erf joins below
 
 
 @njit
@@ -559,15 +559,108 @@ def _silu_grad_kernel(x, g, out):
         out[i] = g[i] * (s * (1.0 + v * (1.0 - s)))
 
 
+# ================================================================ GELU and normalization
+_SQRT1_2 = 1 / math.sqrt(2.0)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_INV_SQRT_2PI = 1 / math.sqrt(2.0 * math.pi)
+_GELU_KAPPA = 0.044715
+
+
+@njit(**_PARALLEL)
+def _erf_kernel(x, out):
+    for i in prange(x.shape[0]):
+        out[i] = math.erf(x[i])
+
+
+@njit(**_PARALLEL)
+def _gelu_kernel(x, out):
+    for i in prange(x.shape[0]):
+        v = float(x[i])
+        out[i] = v * 0.5 * (1.0 + math.erf(v * _SQRT1_2))
+
+
+@njit(**_PARALLEL)
+def _gelu_tanh_kernel(x, out):
+    for i in prange(x.shape[0]):
+        v = float(x[i])
+        out[i] = 0.5 * v * (1.0 + math.tanh(_SQRT_2_OVER_PI * (v + _GELU_KAPPA * v * v * v)))
+
+
+@njit(**_PARALLEL)
+def _gelu_grad_kernel(x, g, out):
+    for i in prange(x.shape[0]):
+        v = float(x[i])
+        cdf = 0.5 * (1.0 + math.erf(v * _SQRT1_2))
+        out[i] = g[i] * (cdf + v * math.exp(-0.5 * v * v) * _INV_SQRT_2PI)
+
+
+@njit(**_PARALLEL)
+def _gelu_tanh_grad_kernel(x, g, out):
+    for i in prange(x.shape[0]):
+        v = float(x[i])
+        t = math.tanh(_SQRT_2_OVER_PI * (v + _GELU_KAPPA * v * v * v))
+        du = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_KAPPA * v * v)
+        out[i] = g[i] * (0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * du)
+
+
+@njit(**_PARALLEL)
+def _normalize_kernel(x, eps, y, mean, var):
+    # x (A, C, B): the statistics of each c over a and b, in float64, two passes
+    na, nc, nb = x.shape
+    count = max(na * nb, 1)
+    for c in prange(nc):
+        s = 0.0
+        for a in range(na):
+            for b in range(nb):
+                s += x[a, c, b]
+        m = s / count
+        ss = 0.0
+        for a in range(na):
+            for b in range(nb):
+                d = x[a, c, b] - m
+                ss += d * d
+        v = ss / count
+        r = 1.0 / math.sqrt(v + eps)
+        for a in range(na):
+            for b in range(nb):
+                y[a, c, b] = (x[a, c, b] - m) * r
+        mean[c] = m
+        var[c] = v
+
+
+@njit(**_PARALLEL)
+def _normalize_grad_kernel(y, rstd, g, out):
+    na, nc, nb = y.shape
+    count = max(na * nb, 1)
+    for c in prange(nc):
+        sg = 0.0
+        sgy = 0.0
+        for a in range(na):
+            for b in range(nb):
+                sg += g[a, c, b]
+                sgy += g[a, c, b] * y[a, c, b]
+        mg = sg / count
+        mgy = sgy / count
+        r = float(rstd[c])
+        for a in range(na):
+            for b in range(nb):
+                out[a, c, b] = (g[a, c, b] - mg - y[a, c, b] * mgy) * r
+
+
 _ACTIVATION_GRAD = {"sigmoid": _sigmoid_grad_kernel, "tanh": _tanh_grad_kernel,
-                    "silu": _silu_grad_kernel}
+                    "silu": _silu_grad_kernel, "gelu": _gelu_grad_kernel,
+                    "gelu_tanh": _gelu_tanh_grad_kernel}
+_GELU = {"none": _gelu_kernel, "tanh": _gelu_tanh_kernel}
+_FUSED_UNARY["erf"] = _erf_kernel
 
 # every compiled kernel, for tests and for warm-up timing
 KERNELS = (_tropical_max_plus, _tropical_min_plus, _tropical_max_mul,
            _scatter_add_kernel, _scatter_rows_kernel, _im2col_kernel, _col2im_kernel,
            _max_pool_kernel, _softmax_kernel, _log_softmax_kernel,
            _sigmoid_kernel, _silu_kernel, _cross_entropy_kernel, _cross_entropy_grad_kernel,
-           _sigmoid_grad_kernel, _tanh_grad_kernel, _silu_grad_kernel)
+           _sigmoid_grad_kernel, _tanh_grad_kernel, _silu_grad_kernel, _erf_kernel,
+           _gelu_kernel, _gelu_tanh_kernel, _gelu_grad_kernel, _gelu_tanh_grad_kernel,
+           _normalize_kernel, _normalize_grad_kernel)
 
 _FLOATS = (np.float32, np.float64)
 
@@ -720,33 +813,36 @@ class NumbaCPUBackend(NumpyBackend):
         return c.reshape(batch + (n, m)), arg.reshape(batch + (n, m))
 
     # ---- convolution and pooling
-    def im2col(self, x, kh, kw, stride, padding):
+    def im2col(self, x, kh, kw, stride, padding, dilation=1):
         if not _is_float(x):
-            return super().im2col(x, kh, kw, stride, padding)
+            return super().im2col(x, kh, kw, stride, padding, dilation)
         n, c, h, w = x.shape
-        oh, ow = _conv_out(h, kh, stride, padding), _conv_out(w, kw, stride, padding)
+        (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
+        oh, ow = conv_out(h, kh, sh, ph, dh), conv_out(w, kw, sw, pw, dw)
         cols = np.empty((n, c * kh * kw, oh * ow), dtype=x.dtype)
-        _launch(_im2col_kernel, cols.size, _c(x), cols, kh, kw, stride, padding, oh, ow)
+        _launch(_im2col_kernel, cols.size, _c(x), cols, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
         return cols
 
-    def col2im(self, cols, x_shape, kh, kw, stride, padding):
+    def col2im(self, cols, x_shape, kh, kw, stride, padding, dilation=1):
         if not _is_float(cols):
-            return super().col2im(cols, x_shape, kh, kw, stride, padding)
+            return super().col2im(cols, x_shape, kh, kw, stride, padding, dilation)
         n, c, h, w = x_shape
-        oh, ow = _conv_out(h, kh, stride, padding), _conv_out(w, kw, stride, padding)
+        (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
+        oh, ow = conv_out(h, kh, sh, ph, dh), conv_out(w, kw, sw, pw, dw)
         out = np.zeros((n, c, h, w), dtype=cols.dtype)
         _launch(_col2im_kernel, cols.size, _c(cols).reshape(n, c * kh * kw, oh * ow), out,
-                kh, kw, stride, padding, oh, ow)
+                kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
         return out
 
     def max_pool2d(self, x, kernel, stride):
         if not _is_float(x):
             return super().max_pool2d(x, kernel, stride)
         n, c, h, w = x.shape
-        oh, ow = (h - kernel) // stride + 1, (w - kernel) // stride + 1
+        (kh, kw), (sh, sw) = pair(kernel), pair(stride)
+        oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
         out = np.empty((n, c, oh, ow), dtype=x.dtype)
         idx = np.empty((n, c, oh, ow), dtype=np.int64)
-        _launch(_max_pool_kernel, out.size * kernel * kernel, _c(x), out, idx, kernel, stride)
+        _launch(_max_pool_kernel, out.size * kh * kw, _c(x), out, idx, kh, kw, sh, sw)
         return out, idx
 
     # ---- fused rows
@@ -798,3 +894,34 @@ class NumbaCPUBackend(NumpyBackend):
         out = np.empty_like(flat)
         _launch(kernel, flat.size, flat, _c(grad).reshape(-1), out)
         return out.reshape(saved.shape)
+
+    # ---- fused activations and normalization
+    def _elementwise(self, kernel, a):
+        flat = _c(a).reshape(-1)
+        out = np.empty_like(flat)
+        _launch(kernel, flat.size, flat, out)
+        return out.reshape(a.shape)
+
+    def gelu(self, x, approximate="none"):
+        x = np.asarray(x)
+        if not _is_float(x) or approximate not in _GELU:
+            return super().gelu(x, approximate)
+        return self._elementwise(_GELU[approximate], x)
+
+    def normalize(self, x, eps):
+        x = np.asarray(x)
+        if not _is_float(x) or x.ndim != 3:
+            return super().normalize(x, eps)
+        y = np.empty(x.shape, dtype=x.dtype)
+        mean = np.empty(x.shape[1], dtype=x.dtype)
+        var = np.empty(x.shape[1], dtype=x.dtype)
+        _launch(_normalize_kernel, 3 * x.size, _c(x), float(eps), y, mean, var)
+        return y, mean, var
+
+    def normalize_grad(self, y, rstd, grad):
+        y, grad = np.asarray(y), np.asarray(grad)
+        if not _is_float(y, grad) or y.shape != grad.shape or y.ndim != 3:
+            return super().normalize_grad(y, rstd, grad)
+        out = np.empty(y.shape, dtype=np.result_type(y, grad))
+        _launch(_normalize_grad_kernel, 2 * y.size, _c(y), _c(rstd), _c(grad), out)
+        return out

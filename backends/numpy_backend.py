@@ -1,8 +1,11 @@
 """The reference backend: every kernel in a few lines of NumPy."""
+import math
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .base import Backend, check_axis_indexing, check_index, check_key, check_rows_indexing
+from .base import (Backend, check_axis_indexing, check_index, check_key, check_rows_indexing,
+                   pair)
 
 _UNARY = {
     "neg": np.negative,
@@ -18,6 +21,7 @@ _UNARY = {
     "silu": lambda a: a * _sigmoid(a),
     "abs": np.abs,
     "sign": np.sign,
+    "erf": lambda a: _erf(a),
 }
 
 _BINARY = {
@@ -26,6 +30,16 @@ _BINARY = {
     "gt": np.greater, "ge": np.greater_equal, "lt": np.less,
     "le": np.less_equal, "eq": np.equal, "ne": np.not_equal,
 }
+
+
+_ERF = np.frompyfunc(math.erf, 1, 1)
+
+
+def _erf(a):
+    # libm's erf, one element at a time: exact, and simpler than a vectorised port
+    a = np.asarray(a)
+    out = _ERF(a).astype(np.float64)
+    return out.astype(a.dtype) if a.dtype.kind == "f" else out
 
 
 def _sigmoid(a):
@@ -38,8 +52,9 @@ def _sigmoid(a):
 _TIMES_UFUNC = {"add": np.add, "mul": np.multiply, "minimum": np.minimum, "maximum": np.maximum}
 
 
-def _conv_out(size, k, stride, padding):
-    return (size + 2 * padding - k) // stride + 1
+def conv_out(size, k, stride, padding, dilation=1):
+    return (size + 2 * padding - dilation * (k - 1) - 1) // stride + 1
+
 
 
 class NumpyBackend(Backend):
@@ -225,33 +240,37 @@ class NumpyBackend(Backend):
         return best, arg
 
     # ---- convolution and pooling
-    def im2col(self, x, kh, kw, stride, padding):
+    def im2col(self, x, kh, kw, stride, padding, dilation=1):
         n, c, h, w = x.shape
-        if padding:
-            x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-        win = sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::stride, ::stride]
+        (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
+        if ph or pw:
+            x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+        span = ((kh - 1) * dh + 1, (kw - 1) * dw + 1)
+        win = sliding_window_view(x, span, axis=(2, 3))[:, :, ::sh, ::sw, ::dh, ::dw]
         oh, ow = win.shape[2], win.shape[3]
         return win.transpose(0, 1, 4, 5, 2, 3).reshape(n, c * kh * kw, oh * ow)
 
-    def col2im(self, cols, x_shape, kh, kw, stride, padding):
+    def col2im(self, cols, x_shape, kh, kw, stride, padding, dilation=1):
         n, c, h, w = x_shape
-        oh, ow = _conv_out(h, kh, stride, padding), _conv_out(w, kw, stride, padding)
+        (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
+        oh, ow = conv_out(h, kh, sh, ph, dh), conv_out(w, kw, sw, pw, dw)
         cols = cols.reshape(n, c, kh, kw, oh, ow)
-        out = np.zeros((n, c, h + 2 * padding, w + 2 * padding), dtype=cols.dtype)
+        out = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
         for i in range(kh):  # a loop over kernel offsets, each a strided slab add
             for j in range(kw):
-                out[:, :, i:i + stride * oh:stride, j:j + stride * ow:stride] += cols[:, :, i, j]
-        return out[:, :, padding:padding + h, padding:padding + w]
+                out[:, :, i * dh:i * dh + sh * oh:sh, j * dw:j * dw + sw * ow:sw] += cols[:, :, i, j]
+        return out[:, :, ph:ph + h, pw:pw + w]
 
     def max_pool2d(self, x, kernel, stride):
         n, c, h, w = x.shape
-        win = sliding_window_view(x, (kernel, kernel), axis=(2, 3))[:, :, ::stride, ::stride]
+        (kh, kw), (sh, sw) = pair(kernel), pair(stride)
+        win = sliding_window_view(x, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
         oh, ow = win.shape[2], win.shape[3]
-        flat = win.reshape(n, c, oh, ow, kernel * kernel)
+        flat = win.reshape(n, c, oh, ow, kh * kw)
         pick = np.argmax(flat, axis=-1)  # argmax returns the first maximum
         out = np.take_along_axis(flat, pick[..., None], axis=-1)[..., 0]
-        rows = np.arange(oh)[:, None] * stride + pick // kernel
-        cols = np.arange(ow)[None, :] * stride + pick % kernel
+        rows = np.arange(oh)[:, None] * sh + pick // kw
+        cols = np.arange(ow)[None, :] * sw + pick % kw
         return out, (rows * w + cols).astype(np.int64)
 
     # ---- fused rows

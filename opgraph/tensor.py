@@ -310,7 +310,8 @@ def _constant(name, value, like, promote, backend):
                         f"{type(value).__name__}")
     host = _host_array(value, None, name)
     if like is not None and (promote or host.dtype.kind == "f"):
-        host = host.astype(like)
+        # Python numbers and lists straight to `like`: through float32 they would lose digits
+        host = host.astype(like) if isinstance(value, np.ndarray) else np.asarray(value, like)
     return Tensor._make(backend.asarray(host), backend)
 
 

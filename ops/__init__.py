@@ -9,3 +9,6 @@ from .nn_ops import Softmax, LogSoftmax, CrossEntropy
 from .conv import Im2Col, Col2Im, Conv2D, MaxPool2D
 from .einsum import Einsum, EinsumPair, EinsumUnary, EinsumUnaryAdjoint
 from .tropical import TropicalEinsum
+from .activation import GELU, GELUGrad, LeakyReLU, ELU, Softplus
+from .normalization import LayerNorm, BatchNorm
+from .loss import BinaryCrossEntropy, BinaryCrossEntropyWithLogits

@@ -11,6 +11,7 @@ must be identical (the lowest index wins). float64 is compared with a tight
 tolerance, float32 with one a few ulps wide; kernels whose result is a pure
 selection or copy are compared exactly.
 """
+import math
 import os
 
 import numpy as np
@@ -649,16 +650,100 @@ def test_activation_grad(backend, rng, dtype, op, layout):
     g = normal(rng, (3, 4), dtype)
     x64, g64 = x.astype(np.float64), g.astype(np.float64)
     sig = 1 / (1 + np.exp(-x64))
+    cdf = 0.5 * (1 + np.vectorize(math.erf)(x64 / math.sqrt(2)))
+    t = np.tanh(math.sqrt(2 / math.pi) * (x64 + 0.044715 * x64 ** 3))
+    du = math.sqrt(2 / math.pi) * (1 + 3 * 0.044715 * x64 ** 2)
     saved, slope = {"sigmoid": (sig, sig * (1 - sig)),
                     "tanh": (np.tanh(x64), 1 - np.tanh(x64) ** 2),
-                    "silu": (x64, sig * (1 + x64 * (1 - sig)))}[op]
+                    "silu": (x64, sig * (1 + x64 * (1 - sig))),
+                    "gelu": (x64, cdf + x64 * np.exp(-x64 ** 2 / 2) / math.sqrt(2 * math.pi)),
+                    "gelu_tanh": (x64, 0.5 * (1 + t) + 0.5 * x64 * (1 - t * t) * du)}[op]
     saved = saved.astype(dtype)
     got = backend.activation_grad(op, put(backend, saved, layout), put(backend, g, layout))
     same(backend, got, REF.activation_grad(op, saved, g))
     want = g64 * {"sigmoid": saved * (1.0 - saved), "tanh": 1.0 - saved.astype(np.float64) ** 2,
-                  "silu": slope}[op]
+                  "silu": slope, "gelu": slope, "gelu_tanh": slope}[op]
     np.testing.assert_allclose(get(backend, got), want, rtol=1e-5 if dtype == np.float32 else 1e-12,
                                atol=1e-6 if dtype == np.float32 else 1e-14)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu(backend, rng, dtype, approximate):
+    x = (rng.standard_normal((3, 5)) * 3).astype(dtype)
+    x[0, :4] = [0.0, 1e-8, 40.0, -40.0]
+    x64 = x.astype(np.float64)
+    if approximate == "none":
+        want = 0.5 * x64 * (1 + np.vectorize(math.erf)(x64 / math.sqrt(2)))
+    else:
+        want = 0.5 * x64 * (1 + np.tanh(math.sqrt(2 / math.pi) * (x64 + 0.044715 * x64 ** 3)))
+    got = backend.gelu(put(backend, x, "transposed"), approximate)
+    same(backend, got, REF.gelu(x, approximate))
+    np.testing.assert_allclose(get(backend, got), want, **TOL[np.dtype(dtype)])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 4, 7), (3, 2, 5), (5, 3, 1), (2, 1, 1)])
+def test_normalize_and_its_gradient(backend, rng, dtype, shape):
+    x = (normal(rng, shape, dtype) * 3 + 1).astype(dtype)
+    x64 = x.astype(np.float64)
+    mean, var = x64.mean((0, 2)), x64.var((0, 2))
+    y64 = (x64 - mean[None, :, None]) / np.sqrt(var[None, :, None] + 1e-3)
+    y, m, v = backend.normalize(put(backend, x, "transposed"), 1e-3)
+    for got, want in ((y, y64), (m, mean), (v, var)):
+        assert get(backend, got).dtype == dtype
+        np.testing.assert_allclose(get(backend, got), want, **TOL[np.dtype(dtype)])
+    g = normal(rng, shape, dtype)
+    rstd = (1 / np.sqrt(var + 1e-3)).astype(dtype)
+    g64, yd = g.astype(np.float64), y64.astype(dtype).astype(np.float64)
+    want = rstd[None, :, None] * (g64 - g64.mean((0, 2), keepdims=True)
+                                  - yd * (g64 * yd).mean((0, 2), keepdims=True))
+    got = backend.normalize_grad(put(backend, y64.astype(dtype), "transposed"),
+                                 put(backend, rstd), put(backend, g))
+    np.testing.assert_allclose(get(backend, got), want, **TOL[np.dtype(dtype)])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("x_shape,kh,kw,stride,padding,dilation", [
+    ((1, 2, 6, 7), 2, 3, (2, 1), (1, 0), (2, 1)), ((2, 1, 5, 5), 3, 3, 1, (0, 2), 2),
+    ((1, 2, 7, 6), 2, 2, (1, 3), 1, (1, 2))])
+def test_im2col_col2im_with_pairs_and_dilation(backend, rng, dtype, x_shape, kh, kw, stride,
+                                               padding, dilation):
+    (sh, sw), (ph, pw), (dh, dw) = (v if isinstance(v, tuple) else (v, v)
+                                    for v in (stride, padding, dilation))
+    x = normal(rng, x_shape, dtype)
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    n, c, h, w = xp.shape
+    oh, ow = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1
+    brute = np.zeros((n, c * kh * kw, oh * ow), dtype)
+    for b, ch, i, j, y, z in np.ndindex(n, c, kh, kw, oh, ow):
+        brute[b, (ch * kh + i) * kw + j, y * ow + z] = xp[b, ch, y * sh + i * dh, z * sw + j * dw]
+    got = backend.im2col(put(backend, x, "transposed"), kh, kw, stride, padding, dilation)
+    same(backend, got, brute, exact=True)
+    cols = normal(rng, brute.shape, dtype)
+    back = backend.col2im(put(backend, cols), x_shape, kh, kw, stride, padding, dilation)
+    lhs = np.vdot(brute.astype(np.float64), cols.astype(np.float64))
+    rhs = np.vdot(x.astype(np.float64), get(backend, back).astype(np.float64))
+    np.testing.assert_allclose(lhs, rhs, rtol=1e-5)
+    same(backend, back, REF.col2im(cols, x_shape, kh, kw, stride, padding, dilation))
+
+
+@pytest.mark.parametrize("kernel,stride", [((2, 3), (1, 2)), ((3, 1), (2, 1))])
+def test_max_pool2d_with_pairs(backend, rng, kernel, stride):
+    x = ints(rng, (2, 2, 6, 7), np.float64, high=3)
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw) = kernel, stride
+    oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
+    want = np.zeros((n, c, oh, ow))
+    want_idx = np.zeros((n, c, oh, ow), np.int64)
+    for b, ch, y, z in np.ndindex(n, c, oh, ow):
+        win = x[b, ch, y * sh:y * sh + kh, z * sw:z * sw + kw]
+        k = int(np.argmax(win))
+        want[b, ch, y, z] = win.flat[k]
+        want_idx[b, ch, y, z] = (y * sh + k // kw) * w + z * sw + k % kw
+    out, idx = backend.max_pool2d(put(backend, x, "transposed"), kernel, stride)
+    same(backend, out, want, exact=True)
+    same(backend, idx, want_idx, exact=True)
 
 
 # ------------------------------------------------- coverage of the interface

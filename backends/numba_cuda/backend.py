@@ -7,7 +7,7 @@ into numba.cuda go through one Device adapter (device.py).
 import numpy as np
 
 from ..base import (Backend, UNARY_OPS, BINARY_OPS, SEMIRINGS, check_axis_indexing, check_index,
-                    check_index_dtype, check_key, check_rows_indexing)
+                    check_index_dtype, check_key, check_rows_indexing, pair)
 from ..semiring import BUILTIN as BUILTIN_SEMIRINGS
 from . import device_functions as fn
 from . import launch as launch_config
@@ -20,7 +20,7 @@ from .layout import (basic_view, bcast_strides, c_strides, collapse, is_basic,
 _UNARY_NP = {"neg": np.negative, "exp": np.exp, "log": np.log, "sin": np.sin,
              "cos": np.cos, "sqrt": np.sqrt, "rsqrt": np.sqrt, "relu": np.abs,
              "sigmoid": np.exp, "tanh": np.tanh, "silu": np.exp, "abs": np.abs,
-             "sign": np.sign}
+             "sign": np.sign, "erf": np.exp}
 _BINARY_NP = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
               "pow": np.power, "maximum": np.maximum, "minimum": np.minimum,
               "gt": np.greater, "ge": np.greater_equal, "lt": np.less,
@@ -556,39 +556,41 @@ class NumbaCUDABackend(Backend):
         return out, arg
 
     # ---- convolution and pooling
-    def im2col(self, x, kh, kw, stride, padding):
+    def im2col(self, x, kh, kw, stride, padding, dilation=1):
         x = self._dev(x)
         n, c, h, w = x.shape
-        oh = (h + 2 * padding - kh) // stride + 1
-        ow = (w + 2 * padding - kw) // stride + 1
+        (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
+        oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+        ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
         cols = self._empty((n, c * kh * kw, oh * ow), x.dtype)
         if cols.size:
             launch(("im2col",), *grid1(cols.size), self._flat(x), self._flat(cols), cols.size,
-                    c, h, w, int(kh), int(kw), int(stride), int(padding), oh, ow)
+                   c, h, w, int(kh), int(kw), sh, sw, ph, pw, dh, dw, oh, ow)
         return cols
 
-    def col2im(self, cols, x_shape, kh, kw, stride, padding):
+    def col2im(self, cols, x_shape, kh, kw, stride, padding, dilation=1):
         cols = self._dev(cols)
         n, c, h, w = (int(s) for s in x_shape)
-        oh = (h + 2 * padding - kh) // stride + 1
-        ow = (w + 2 * padding - kw) // stride + 1
+        (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
+        oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+        ow = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
         x = self._empty((n, c, h, w), cols.dtype)
         if x.size:
             launch(("col2im",), *grid1(x.size), self._flat(cols), self._flat(x), x.size,
-                    c, h, w, int(kh), int(kw), int(stride), int(padding), oh, ow,
-                    cols.dtype.type(0))
+                   c, h, w, int(kh), int(kw), sh, sw, ph, pw, dh, dw, oh, ow,
+                   cols.dtype.type(0))
         return x
 
     def max_pool2d(self, x, kernel, stride):
         x = self._dev(x)
         n, c, h, w = x.shape
-        kernel, stride = int(kernel), int(stride)
-        oh, ow = (h - kernel) // stride + 1, (w - kernel) // stride + 1
+        (kh, kw), (sh, sw) = pair(kernel), pair(stride)
+        oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
         out = self._empty((n, c, oh, ow), x.dtype)
         idx = self._empty((n, c, oh, ow), np.int64)
         if out.size:
             launch(("max_pool",), *grid1(out.size), self._flat(x), self._flat(out),
-                    self._flat(idx), out.size, h, w, kernel, stride, oh, ow)
+                   self._flat(idx), out.size, h, w, kh, kw, sh, sw, oh, ow)
         return out, idx
 
     # ---- fused rows

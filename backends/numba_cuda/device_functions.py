@@ -114,6 +114,10 @@ def _sigmoid_py(x):
 _sigmoid = device_function(_sigmoid_py)
 
 
+def _erf(x):
+    return math.erf(x)
+
+
 def _tanh(x):
     return math.tanh(x)
 
@@ -197,7 +201,7 @@ def _ne(x, y):
 UNARY = {name: device_function(f) for name, f in {
     "neg": _neg, "exp": _exp, "log": _log, "sin": _sin, "cos": _cos, "sqrt": _sqrt,
     "rsqrt": _rsqrt, "relu": _relu, "sigmoid": _sigmoid, "tanh": _tanh, "silu": _silu,
-    "abs": _abs, "sign": _sign}.items()}
+    "abs": _abs, "sign": _sign, "erf": _erf}.items()}
 BINARY = {name: device_function(f) for name, f in {
     "add": _add, "sub": _sub, "mul": _mul, "div": _div, "pow": _pow,
     "maximum": _maximum, "minimum": _minimum, "gt": _gt, "ge": _ge, "lt": _lt,

@@ -450,7 +450,7 @@ def _b_tiled(product, dtype, T):
 
 
 def _b_im2col():
-    def im2col(x, cols, n_total, C, H, W, kh, kw, stride, pad, OH, OW):
+    def im2col(x, cols, n_total, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW):
         # cols (N, C*kh*kw, OH*OW): one thread per output element
         i = cuda.grid(1)
         step = cuda.gridsize(1)
@@ -465,8 +465,8 @@ def _b_im2col():
             t //= kh
             c = t % C
             nn = t // C
-            h = oh * stride + ki - pad
-            w = ow * stride + kj - pad
+            h = oh * sh + ki * dh - ph
+            w = ow * sw + kj * dw - pw
             if h >= 0 and h < H and w >= 0 and w < W:
                 cols[i] = x[((nn * C + c) * H + h) * W + w]
             else:
@@ -476,7 +476,7 @@ def _b_im2col():
 
 
 def _b_col2im():
-    def col2im(cols, x, n_total, C, H, W, kh, kw, stride, pad, OH, OW, zero):
+    def col2im(cols, x, n_total, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW, zero):
         # the adjoint as a gather: each image element sums the patches that cover it
         i = cuda.grid(1)
         step = cuda.gridsize(1)
@@ -489,13 +489,13 @@ def _b_col2im():
             nn = t // C
             acc = zero
             for ki in range(kh):
-                hp = h + pad - ki
-                if hp >= 0 and hp % stride == 0 and hp // stride < OH:
-                    oh = hp // stride
+                hp = h + ph - ki * dh
+                if hp >= 0 and hp % sh == 0 and hp // sh < OH:
+                    oh = hp // sh
                     for kj in range(kw):
-                        wp = w + pad - kj
-                        if wp >= 0 and wp % stride == 0 and wp // stride < OW:
-                            ow = wp // stride
+                        wp = w + pw - kj * dw
+                        if wp >= 0 and wp % sw == 0 and wp // sw < OW:
+                            ow = wp // sw
                             acc += cols[(((nn * C + c) * kh + ki) * kw + kj) * (OH * OW)
                                         + oh * OW + ow]
             x[i] = acc
@@ -506,7 +506,7 @@ def _b_col2im():
 def _b_max_pool():
     better = fn.BETTER["max"]
 
-    def max_pool(x, out, idx, n_total, H, W, kernel, stride, OH, OW):
+    def max_pool(x, out, idx, n_total, H, W, kh, kw, sh, sw, OH, OW):
         i = cuda.grid(1)
         step = cuda.gridsize(1)
         while i < n_total:
@@ -515,18 +515,18 @@ def _b_max_pool():
             oh = t % OH
             plane = t // OH  # n * C + c
             base = plane * H * W
-            h0 = oh * stride
-            w0 = ow * stride
+            h0 = oh * sh
+            w0 = ow * sw
             bv = x[base + h0 * W + w0]
             bi = 0
-            for r in range(kernel):
-                for q in range(kernel):
+            for r in range(kh):
+                for q in range(kw):
                     v = x[base + (h0 + r) * W + w0 + q]
-                    if better(v, r * kernel + q, bv, bi):
+                    if better(v, r * kw + q, bv, bi):
                         bv = v
-                        bi = r * kernel + q
+                        bi = r * kw + q
             out[i] = bv
-            idx[i] = (h0 + bi // kernel) * W + w0 + bi % kernel
+            idx[i] = (h0 + bi // kw) * W + w0 + bi % kw
             i += step
     return max_pool
 

@@ -15,9 +15,15 @@ Initialisation follows PyTorch: weights kaiming-uniform with a=sqrt(5) (i.e.
 U(-1/sqrt(fan_in), 1/sqrt(fan_in))), biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
 Embedding N(0, 1). Call `nn.manual_seed(seed)` for reproducible initial weights.
 """
-from . import init
+from . import functional, init
 from .init import manual_seed
 from .modules import *  # noqa: F401,F403
 from .modules import __all__ as _modules_all
+from .normalization import *  # noqa: F401,F403
+from .normalization import __all__ as _normalization_all
+from .loss import *  # noqa: F401,F403
+from .loss import __all__ as _loss_all
+from . import utils
 
-__all__ = list(_modules_all)
+__all__ = list(_modules_all) + list(_normalization_all) + list(_loss_all) + ["functional",
+                                                                              "utils"]

@@ -6,16 +6,18 @@ import numpy as np
 
 from opgraph import backends as _backends
 
-from opgraph.ops import conv as _conv
-
 from .. import functions as F
 from ..tensor import Tensor, get_default_backend
-from . import init
+from .. import _checks
+from . import functional, init
 from .init import manual_seed
 
-__all__ = ["manual_seed", "Parameter", "Module", "Sequential", "ModuleList", "Identity",
-           "Linear", "Conv2d", "MaxPool2d", "Embedding", "ReLU", "Sigmoid", "Tanh", "SiLU",
-           "Softmax", "LogSoftmax", "Flatten", "Dropout", "CrossEntropyLoss", "MSELoss", "init"]
+__all__ = ["manual_seed", "Parameter", "Module", "Sequential", "ModuleList", "ModuleDict",
+           "ParameterList", "ParameterDict", "Identity", "Linear", "Conv1d", "Conv2d",
+           "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d",
+           "AdaptiveAvgPool2d", "Embedding", "ReLU", "ReLU6", "Sigmoid", "Tanh", "SiLU", "GELU",
+           "LeakyReLU", "ELU", "SELU", "Softplus", "Hardtanh", "Softmax", "LogSoftmax",
+           "Softmin", "Flatten", "Unflatten", "Dropout", "init"]
 
 
 def _backend(backend):
@@ -286,19 +288,51 @@ class Sequential(Module):
 
 
 class ModuleList(Module):
-    """A list of Modules whose parameters are registered."""
+    """A list of Modules whose parameters are registered (keys "0", "1", ...)."""
 
     def __init__(self, modules=()):
         super().__init__()
         for m in modules:
             self.append(m)
 
+    def _check(self, module):
+        if not isinstance(module, Module):
+            raise TypeError(f"{type(self).__name__}: expects Modules, got {type(module).__name__}")
+        return module
+
     def append(self, module):
-        self.add_module(str(len(self._modules)), module)
+        self.add_module(str(len(self._modules)), self._check(module))
         return self
 
+    def extend(self, modules):
+        for m in modules:
+            self.append(m)
+        return self
+
+    def insert(self, index, module):
+        mods = list(self._modules.values())
+        mods.insert(index, self._check(module))
+        self._reset(mods)
+
+    def _reset(self, mods):
+        for name in list(self._modules):
+            delattr(self, name)
+        for i, m in enumerate(mods):
+            self.add_module(str(i), m)
+
     def __getitem__(self, i):
-        return list(self._modules.values())[i]
+        mods = list(self._modules.values())
+        return type(self)(mods[i]) if isinstance(i, slice) else mods[i]
+
+    def __setitem__(self, i, module):
+        mods = list(self._modules.values())
+        mods[i] = self._check(module)
+        self._reset(mods)
+
+    def __delitem__(self, i):
+        mods = list(self._modules.values())
+        del mods[i]
+        self._reset(mods)
 
     def __len__(self):
         return len(self._modules)
@@ -307,7 +341,145 @@ class ModuleList(Module):
         return iter(self._modules.values())
 
 
+class ModuleDict(Module):
+    """An ordered dict of Modules whose parameters are registered under their keys."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def __getitem__(self, key):
+        return self._modules[key]
+
+    def __setitem__(self, key, module):
+        if not isinstance(key, str):
+            raise TypeError(f"ModuleDict: keys must be strings, got {type(key).__name__}")
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleDict: values must be Modules, got {type(module).__name__}")
+        self.add_module(key, module)
+
+    def __delitem__(self, key):
+        delattr(self, key)
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def __contains__(self, key):
+        return key in self._modules
+
+    def keys(self):
+        return self._modules.keys()
+
+    def items(self):
+        return self._modules.items()
+
+    def values(self):
+        return self._modules.values()
+
+    def update(self, modules):
+        items = modules.items() if hasattr(modules, "items") else modules
+        for key, m in items:
+            self[key] = m
+
+    def pop(self, key):
+        m = self._modules[key]
+        del self[key]
+        return m
+
+    def clear(self):
+        for key in list(self._modules):
+            del self[key]
+
+
+class ParameterList(Module):
+    """A list of Parameters, registered as "0", "1", ... (plain tensors are wrapped)."""
+
+    def __init__(self, values=None):
+        super().__init__()
+        for v in values or ():
+            self.append(v)
+
+    @staticmethod
+    def _param(value):
+        return value if isinstance(value, Parameter) else Parameter(value)
+
+    def append(self, value):
+        setattr(self, str(len(self._parameters)), self._param(value))
+        return self
+
+    def extend(self, values):
+        for v in values:
+            self.append(v)
+        return self
+
+    def __getitem__(self, i):
+        params = list(self._parameters.values())
+        return ParameterList(params[i]) if isinstance(i, slice) else params[i]
+
+    def __setitem__(self, i, value):
+        i = range(len(self))[i]
+        setattr(self, str(i), self._param(value))
+
+    def __len__(self):
+        return len(self._parameters)
+
+    def __iter__(self):
+        return iter(self._parameters.values())
+
+
+class ParameterDict(Module):
+    """An ordered dict of Parameters registered under their keys."""
+
+    def __init__(self, parameters=None):
+        super().__init__()
+        if parameters is not None:
+            self.update(parameters)
+
+    def __getitem__(self, key):
+        return self._parameters[key]
+
+    def __setitem__(self, key, value):
+        if not isinstance(key, str):
+            raise TypeError(f"ParameterDict: keys must be strings, got {type(key).__name__}")
+        setattr(self, key, value if isinstance(value, Parameter) else Parameter(value))
+
+    def __delitem__(self, key):
+        delattr(self, key)
+
+    def __len__(self):
+        return len(self._parameters)
+
+    def __iter__(self):
+        return iter(self._parameters)
+
+    def __contains__(self, key):
+        return key in self._parameters
+
+    def keys(self):
+        return self._parameters.keys()
+
+    def items(self):
+        return self._parameters.items()
+
+    def values(self):
+        return self._parameters.values()
+
+    def update(self, parameters):
+        items = parameters.items() if hasattr(parameters, "items") else parameters
+        for key, p in items:
+            self[key] = p
+
+
 class Identity(Module):
+    """Returns its input; takes (and ignores) any arguments, as torch.nn.Identity."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
     def forward(self, x):
         return x
 
@@ -316,107 +488,305 @@ class Identity(Module):
 # layers
 
 
+def _fan_in_uniform(shape, fan_in, dtype, backend):
+    """torch's default weight initialisation (kaiming-uniform, a = sqrt(5))."""
+    return Parameter(init.uniform(shape, init.kaiming_uniform_bound(fan_in), dtype),
+                     backend=backend)
+
+
+def _bias(n, fan_in, dtype, backend):
+    bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+    return Parameter(init.uniform((n,), bound, dtype), backend=backend)
+
+
 class Linear(Module):
     """y = x @ weight.T + bias; weight (out_features, in_features) as in PyTorch."""
 
-    def __init__(self, in_features, out_features, bias=True, backend=None, dtype=None):
+    def __init__(self, in_features, out_features, bias=True, device=None, dtype=None,
+                 backend=None):
         super().__init__()
-        self.in_features, self.out_features = int(in_features), int(out_features)
-        backend, dtype = _backend(backend), _dtype(dtype)
-        bound = init.kaiming_uniform_bound(in_features)
-        self.weight = Parameter(init.uniform((out_features, in_features), bound, dtype),
-                                backend=backend)
+        self.in_features = _checks.size("Linear", "in_features", in_features)
+        self.out_features = _checks.size("Linear", "out_features", out_features)
+        backend, dtype = _backend(backend if backend is not None else device), _dtype(dtype)
+        self.weight = _fan_in_uniform((self.out_features, self.in_features), self.in_features,
+                                      dtype, backend)
         if bias:
-            b = 1 / math.sqrt(in_features) if in_features > 0 else 0.0
-            self.bias = Parameter(init.uniform((out_features,), b, dtype), backend=backend)
+            self.bias = _bias(self.out_features, self.in_features, dtype, backend)
         else:
             self.register_parameter("bias", None)
 
     def forward(self, x):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"Linear: expects a Tensor, got {type(x).__name__}")
         if not x.shape or x.shape[-1] != self.in_features:
             last = f"last dim {x.shape[-1]}" if x.shape else "no dims (0-d)"
             raise ValueError(f"Linear({self.in_features}, {self.out_features}): input of shape "
                              f"{tuple(x.shape)} has {last}, expected a last dim of "
                              f"{self.in_features}")
-        y = F.matmul(x, self.weight.T)
-        return y + self.bias if self.bias is not None else y
+        return functional.linear(x, self.weight, self.bias)
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"bias={self.bias is not None}")
 
 
-def _pair(v):
-    if isinstance(v, (tuple, list)):
-        if len(v) != 2:
-            raise ValueError(f"Conv2d: kernel_size must be an int or (kh, kw), got {tuple(v)}")
-        return int(v[0]), int(v[1])
-    return int(v), int(v)
+_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
-class Conv2d(Module):
-    """2-D convolution (cross-correlation) on NCHW input; weight (out, in, k, k)."""
+class _ConvNd(Module):
+    """Shared by Conv1d and Conv2d: sizes checked at construction, weight
+    (out_channels, in_channels / groups, *kernel_size), torch's initialisation."""
+    dims = 2
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
-                 backend=None, dtype=None):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True, padding_mode="zeros", device=None, dtype=None,
+                 backend=None):
         super().__init__()
-        kh, kw = _pair(kernel_size)
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size = (kh, kw)
-        self.stride = _conv.square_int("Conv2D", "stride", stride, 1)
-        self.padding = _conv.square_int("Conv2D", "padding", padding, 0)
-        backend, dtype = _backend(backend), _dtype(dtype)
-        fan_in = in_channels * kh * kw
-        bound = init.kaiming_uniform_bound(fan_in)
-        self.weight = Parameter(init.uniform((out_channels, in_channels, kh, kw), bound, dtype),
-                                backend=backend)
+        name, n = type(self).__name__, self.dims
+        self.in_channels = _checks.size(name, "in_channels", in_channels)
+        self.out_channels = _checks.size(name, "out_channels", out_channels)
+        self.groups = _checks.size(name, "groups", groups)
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ValueError(f"{name}: in_channels ({self.in_channels}) and out_channels "
+                             f"({self.out_channels}) must be divisible by groups ({self.groups})")
+        self.kernel_size = _checks.sizes(name, "kernel_size", kernel_size, n)
+        self.stride = _checks.sizes(name, "stride", stride, n)
+        self.dilation = _checks.sizes(name, "dilation", dilation, n)
+        if isinstance(padding, str):
+            if padding not in ("valid", "same"):
+                raise ValueError(f"{name}: padding must be an int, {n} ints, 'valid' or 'same', "
+                                 f"got {padding!r}")
+            if padding == "same" and any(s != 1 for s in self.stride):
+                raise ValueError(f"{name}: padding='same' is not supported for strided "
+                                 f"convolutions (stride {self.stride})")
+            self.padding = padding
+        else:
+            self.padding = _checks.sizes(name, "padding", padding, n, allow_zero=True)
+        if padding_mode not in _PADDING_MODES:
+            raise ValueError(f"{name}: padding_mode must be one of {_PADDING_MODES}, got "
+                             f"{padding_mode!r}")
+        self.padding_mode = padding_mode
+        backend, dtype = _backend(backend if backend is not None else device), _dtype(dtype)
+        fan_in = self.in_channels // self.groups * int(np.prod(self.kernel_size))
+        shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
+        self.weight = _fan_in_uniform(shape, fan_in, dtype, backend)
         if bias:
-            b = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
-            self.bias = Parameter(init.uniform((out_channels,), b, dtype), backend=backend)
+            self.bias = _bias(self.out_channels, fan_in, dtype, backend)
         else:
             self.register_parameter("bias", None)
 
-    def forward(self, x):
-        return F.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
+    def _padded(self, x):
+        """(input, padding for the conv): non-zero padding modes pad explicitly."""
+        if self.padding_mode == "zeros" or isinstance(self.padding, str) and \
+                self.padding == "valid":
+            return x, self.padding
+        if isinstance(self.padding, str):  # 'same' with a non-zero mode
+            pads = functional._same_padding(type(self).__name__, self.kernel_size, self.stride,
+                                            self.dilation)
+        else:
+            pads = [(p, p) for p in self.padding]
+        flat = [a for lo, hi in reversed(pads) for a in (lo, hi)]
+        return functional.pad(x, flat, mode=self.padding_mode), 0
 
     def extra_repr(self):
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding}")
+        text = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}")
+        if self.padding != (0,) * self.dims:
+            text += f", padding={self.padding}"
+        if self.dilation != (1,) * self.dims:
+            text += f", dilation={self.dilation}"
+        if self.groups != 1:
+            text += f", groups={self.groups}"
+        if self.bias is None:
+            text += ", bias=False"
+        if self.padding_mode != "zeros":
+            text += f", padding_mode={self.padding_mode}"
+        return text
+
+
+class Conv2d(_ConvNd):
+    """2-D convolution (cross-correlation) on NCHW input, as torch.nn.Conv2d: weight
+    (out_channels, in_channels / groups, kh, kw); stride, padding and dilation an int or a
+    pair; padding also 'valid' or 'same'; padding_mode 'zeros', 'reflect', 'replicate' or
+    'circular'."""
+    dims = 2
+
+    def forward(self, x):
+        x, padding = self._padded(x)
+        return functional.conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation,
+                                 self.groups)
+
+
+class Conv1d(_ConvNd):
+    """1-D convolution on (N, C, L) input, as torch.nn.Conv1d: weight
+    (out_channels, in_channels / groups, k)."""
+    dims = 1
+
+    def forward(self, x):
+        x, padding = self._padded(x)
+        return functional.conv1d(x, self.weight, self.bias, self.stride, padding, self.dilation,
+                                 self.groups)
+
+
+def _pool_args(name, kernel_size, stride, padding):
+    """Check a pooling layer's arguments as torch keeps them (ints stay ints)."""
+    _checks.sizes(name, "kernel_size", kernel_size, 2)
+    if stride is not None and stride != ():
+        _checks.sizes(name, "stride", stride, 2)
+    else:
+        stride = kernel_size
+    _checks.sizes(name, "padding", padding, 2, allow_zero=True)
+    return kernel_size, stride, padding
 
 
 class MaxPool2d(Module):
-    def __init__(self, kernel_size, stride=None):
+    """Max pooling on NCHW input, as torch.nn.MaxPool2d (stride defaults to kernel_size;
+    padding is -inf; ties go to the first maximum)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
+                 ceil_mode=False):
         super().__init__()
-        self.kernel_size = _conv.square_int("MaxPool2D", "kernel_size", kernel_size, 1)
-        self.stride = (self.kernel_size if stride is None else
-                       _conv.square_int("MaxPool2D", "stride", stride, 1))
+        self.kernel_size, self.stride, self.padding = _pool_args("MaxPool2d", kernel_size,
+                                                                 stride, padding)
+        if _checks.sizes("MaxPool2d", "dilation", dilation, 2) != (1, 1):
+            raise NotImplementedError(f"MaxPool2d: dilation {dilation} is not supported (only "
+                                      "1)")
+        self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
 
     def forward(self, x):
-        return F.max_pool2d(x, self.kernel_size, self.stride)
+        return functional.max_pool2d(x, self.kernel_size, self.stride, self.padding,
+                                     self.dilation, self.ceil_mode, self.return_indices)
 
     def extra_repr(self):
-        return f"kernel_size={self.kernel_size}, stride={self.stride}"
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+
+
+class AvgPool2d(Module):
+    """Average pooling on NCHW input, as torch.nn.AvgPool2d."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
+                 count_include_pad=True, divisor_override=None):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = _pool_args("AvgPool2d", kernel_size,
+                                                                 stride, padding)
+        if divisor_override is not None:
+            _checks.size("AvgPool2d", "divisor_override", divisor_override)
+        self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
+        self.divisor_override = divisor_override
+
+    def forward(self, x):
+        return functional.avg_pool2d(x, self.kernel_size, self.stride, self.padding,
+                                     self.ceil_mode, self.count_include_pad,
+                                     self.divisor_override)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxPool1d(Module):
+    """Max pooling on (N, C, L) input, as torch.nn.MaxPool1d."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
+                 ceil_mode=False):
+        super().__init__()
+        _checks.sizes("MaxPool1d", "kernel_size", kernel_size, 1)
+        self.kernel_size, self.stride, self.padding = kernel_size, stride or kernel_size, padding
+        self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
+
+    def forward(self, x):
+        return functional.max_pool1d(x, self.kernel_size, self.stride, self.padding,
+                                     self.dilation, self.ceil_mode, self.return_indices)
+
+
+class AvgPool1d(Module):
+    """Average pooling on (N, C, L) input, as torch.nn.AvgPool1d."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
+                 count_include_pad=True):
+        super().__init__()
+        _checks.sizes("AvgPool1d", "kernel_size", kernel_size, 1)
+        self.kernel_size, self.stride, self.padding = kernel_size, stride or kernel_size, padding
+        self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
+
+    def forward(self, x):
+        return functional.avg_pool1d(x, self.kernel_size, self.stride, self.padding,
+                                     self.ceil_mode, self.count_include_pad)
+
+
+class AdaptiveAvgPool2d(Module):
+    """Average pooling to a fixed output size (an int, a pair, None keeps that dim)."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        parts = output_size if isinstance(output_size, (tuple, list)) else (output_size,)
+        for v in parts:
+            if v is not None:
+                _checks.size("AdaptiveAvgPool2d", "output_size", v)
+        self.output_size = output_size
+
+    def forward(self, x):
+        return functional.adaptive_avg_pool2d(x, self.output_size)
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveAvgPool1d(Module):
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = _checks.size("AdaptiveAvgPool1d", "output_size", output_size)
+
+    def forward(self, x):
+        return functional.adaptive_avg_pool1d(x, self.output_size)
 
 
 class Embedding(Module):
-    """A lookup table: `Embedding(num, dim)(indices)` has shape indices.shape + (dim,)."""
+    """A lookup table: `Embedding(num, dim)(indices)` has shape indices.shape + (dim,);
+    weight N(0, 1), the row padding_idx zero and without gradient (as torch)."""
 
-    def __init__(self, num_embeddings, embedding_dim, backend=None, dtype=None):
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, device=None, dtype=None,
+                 backend=None, _weight=None):
         super().__init__()
-        self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
-        self.weight = Parameter(init.normal((num_embeddings, embedding_dim), 1.0, _dtype(dtype)),
-                                backend=_backend(backend))
+        self.num_embeddings = _checks.size("Embedding", "num_embeddings", num_embeddings)
+        self.embedding_dim = _checks.size("Embedding", "embedding_dim", embedding_dim)
+        if padding_idx is not None:
+            if isinstance(padding_idx, bool) or not isinstance(padding_idx, (int, np.integer)) \
+                    or not -self.num_embeddings <= padding_idx < self.num_embeddings:
+                raise ValueError(f"Embedding: padding_idx must be an int in "
+                                 f"[-{self.num_embeddings}, {self.num_embeddings - 1}], got "
+                                 f"{padding_idx!r}")
+            padding_idx = int(padding_idx) % self.num_embeddings
+        self.padding_idx = padding_idx
+        weight = init.normal((self.num_embeddings, self.embedding_dim), 1.0, _dtype(dtype))
+        if padding_idx is not None:
+            weight[padding_idx] = 0
+        self.weight = Parameter(weight, backend=_backend(backend if backend is not None
+                                                         else device))
 
     def forward(self, indices):
-        return F.embedding(self.weight, indices)
+        return functional.embedding(indices, self.weight, self.padding_idx)
 
     def extra_repr(self):
-        return f"{self.num_embeddings}, {self.embedding_dim}"
+        pad = f", padding_idx={self.padding_idx}" if self.padding_idx is not None else ""
+        return f"{self.num_embeddings}, {self.embedding_dim}{pad}"
+
+
+# ---- activations
 
 
 class ReLU(Module):
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = inplace
+
     def forward(self, x):
-        return F.relu(x)
+        return functional.relu(x, self.inplace)
+
+
+class ReLU6(ReLU):
+    def forward(self, x):
+        return functional.relu6(x, self.inplace)
 
 
 class Sigmoid(Module):
@@ -429,23 +799,99 @@ class Tanh(Module):
         return F.tanh(x)
 
 
-class SiLU(Module):
+class SiLU(ReLU):
     def forward(self, x):
-        return F.silu(x)
+        return functional.silu(x, self.inplace)
+
+
+class GELU(Module):
+    """x · Φ(x); approximate='tanh' for the tanh approximation."""
+
+    def __init__(self, approximate="none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x):
+        return functional.gelu(x, self.approximate)
+
+    def extra_repr(self):
+        return f"approximate={self.approximate!r}"
+
+
+class LeakyReLU(Module):
+    def __init__(self, negative_slope=0.01, inplace=False):
+        super().__init__()
+        self.negative_slope = _checks.number("LeakyReLU", "negative_slope", negative_slope)
+        self.inplace = inplace
+
+    def forward(self, x):
+        return functional.leaky_relu(x, self.negative_slope, self.inplace)
+
+    def extra_repr(self):
+        return f"negative_slope={self.negative_slope}"
+
+
+class ELU(Module):
+    def __init__(self, alpha=1.0, inplace=False):
+        super().__init__()
+        self.alpha = _checks.number("ELU", "alpha", alpha)
+        self.inplace = inplace
+
+    def forward(self, x):
+        return functional.elu(x, self.alpha, self.inplace)
+
+    def extra_repr(self):
+        return f"alpha={self.alpha}"
+
+
+class SELU(ReLU):
+    def forward(self, x):
+        return functional.selu(x, self.inplace)
+
+
+class Softplus(Module):
+    def __init__(self, beta=1.0, threshold=20.0):
+        super().__init__()
+        self.beta = _checks.number("Softplus", "beta", beta)
+        self.threshold = _checks.number("Softplus", "threshold", threshold)
+
+    def forward(self, x):
+        return functional.softplus(x, self.beta, self.threshold)
+
+
+class Hardtanh(Module):
+    def __init__(self, min_val=-1.0, max_val=1.0, inplace=False):
+        super().__init__()
+        self.min_val = _checks.number("Hardtanh", "min_val", min_val)
+        self.max_val = _checks.number("Hardtanh", "max_val", max_val)
+        self.inplace = inplace
+
+    def forward(self, x):
+        return functional.hardtanh(x, self.min_val, self.max_val, self.inplace)
 
 
 class Softmax(Module):
-    def __init__(self, dim=-1):
+    def __init__(self, dim=None):
         super().__init__()
         self.dim = dim
 
     def forward(self, x):
-        return F.softmax(x, self.dim)
+        return functional.softmax(x, self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
 
 
 class LogSoftmax(Softmax):
     def forward(self, x):
-        return F.log_softmax(x, self.dim)
+        return functional.log_softmax(x, self.dim)
+
+
+class Softmin(Softmax):
+    def forward(self, x):
+        return functional.softmin(x, self.dim)
 
 
 class Flatten(Module):
@@ -458,62 +904,35 @@ class Flatten(Module):
     def forward(self, x):
         return F.flatten(x, self.start_dim, self.end_dim)  # dims out of range raise
 
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Unflatten(Module):
+    """Splits dim into unflattened_size (the inverse of Flatten)."""
+
+    def __init__(self, dim, unflattened_size):
+        super().__init__()
+        self.dim, self.unflattened_size = dim, tuple(unflattened_size)
+
+    def forward(self, x):
+        d = self.dim % x.ndim
+        return x.reshape(tuple(x.shape[:d]) + self.unflattened_size + tuple(x.shape[d + 1:]))
+
 
 class Dropout(Module):
     """In training mode, zero each element with probability p and scale the rest
     by 1/(1-p); the identity in eval mode. `seed` makes the masks reproducible
     (otherwise they come from the generator seeded by nn.manual_seed)."""
 
-    def __init__(self, p=0.5, seed=None):
+    def __init__(self, p=0.5, inplace=False, seed=None):
         super().__init__()
-        if not 0 <= p < 1:
-            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
-        self.p = float(p)
+        self.p = _checks.number("Dropout", "p", p, 0.0, 1.0)
+        self.inplace = inplace
         self._rng = np.random.default_rng(seed) if seed is not None else None
 
     def forward(self, x):
-        if not self.training or self.p == 0:
-            return x
-        rng = self._rng if self._rng is not None else init.generator()
-        keep = (rng.random(x.shape) >= self.p).astype(x.dtype) / (1 - self.p)
-        mask = Tensor(keep.astype(x.dtype), backend=x.backend)
-        return x * mask
+        return functional.dropout(x, self.p, self.training, self.inplace, self._rng)
 
     def extra_repr(self):
         return f"p={self.p}"
-
-
-# ---------------------------------------------------------------------------
-# losses
-
-
-class CrossEntropyLoss(Module):
-    """Mean cross-entropy of logits (N, C) against int class indices (N,)."""
-
-    def forward(self, logits, targets):
-        return F.cross_entropy(logits, targets)
-
-
-class MSELoss(Module):
-    """Mean (or summed, reduction='sum') squared error."""
-
-    def __init__(self, reduction="mean"):
-        super().__init__()
-        if reduction not in ("mean", "sum", "none"):
-            raise ValueError(f"MSELoss: reduction must be 'mean', 'sum' or 'none', got "
-                             f"{reduction!r}")
-        self.reduction = reduction
-
-    def forward(self, input, target):
-        if not isinstance(target, Tensor):
-            target = Tensor(target, backend=input.backend, dtype=input.dtype)
-        if tuple(input.shape) != tuple(target.shape):
-            raise ValueError(f"MSELoss: input of shape {tuple(input.shape)} and target of shape "
-                             f"{tuple(target.shape)} differ")
-        diff = input - target
-        sq = diff * diff
-        if self.reduction == "mean":
-            return F.mean(sq)
-        if self.reduction == "sum":
-            return F.sum(sq)
-        return sq
