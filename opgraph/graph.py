@@ -177,7 +177,7 @@ def draw(obj, path, params=None, backward=False, title=None):
     depth = 1 + max((-y for _, y in pos.values()), default=0)
     width = max((sum(1 for p in pos.values() if p[1] == y) for y in {p[1] for p in pos.values()}),
                 default=1)
-    fig = Figure(figsize=(max(4.0, 2.3 * width), max(3.0, 0.9 * depth)))
+    fig = Figure(figsize=(max(4.0, 2.8 * width), max(3.0, 0.9 * depth)))
     ax = fig.add_subplot(1, 1, 1)
     ax.set_axis_off()
     for u, v in g.edges():

@@ -120,3 +120,31 @@ def test_op_reference_is_generated_from_the_current_docstrings():
         assert issubclass(getattr(ops, name), Operation)
         assert f"### {name}\n" in current
         assert getattr(ops, name).__doc__.splitlines()[0].strip() in current
+
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def test_links_between_the_pages_resolve():
+    """Every relative link of README.md and docs/*.md names a file of the repository."""
+    broken = []
+    for path in markdown_files():
+        for target in LINK.findall(path.read_text()):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue  # a web address, or an anchor on the same page
+            file = (path.parent / target.split("#")[0]).resolve()
+            if not file.exists() or ROOT not in file.parents:
+                broken.append(f"{path.name}: {target}")
+    assert not broken, broken
+
+
+def test_readme_opens_with_the_two_commands_and_links_every_docs_page():
+    readme = (ROOT / "README.md").read_text()
+    first_block = readme.split("```bash\n", 1)[1].split("```", 1)[0]
+    assert first_block.splitlines()[0].startswith(
+        "pip install -e '.[dev]' && python -m opgraph train")
+    assert first_block.splitlines()[1].startswith("python -m pytest -q")
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        assert f"(docs/{page.name})" in readme, f"README.md does not link docs/{page.name}"
+    for picture in re.findall(r"!\[[^]]*\]\(([^)]+)\)", readme):
+        assert (ROOT / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", picture

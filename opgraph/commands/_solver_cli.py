@@ -87,7 +87,8 @@ def draw(graph, path, colors, title, edge_colors=None, edge_styles=None):
         pos = {v: graph.nodes[v]["pos"] for v in nodes}
     elif graph.number_of_nodes() == 10 and nx.is_isomorphic(graph, nx.petersen_graph()) \
             and set(nodes) == set(range(10)):
-        pos = nx.shell_layout(graph, [list(range(5)), list(range(5, 10))])
+        pos = nx.shell_layout(graph, [list(range(5, 10)), list(range(5))], rotate=0)
+        pos = {v: (-y, x) for v, (x, y) in pos.items()}  # the textbook drawing: 0 on top
     else:
         pos = nx.spring_layout(graph, seed=0)
     size = max(4.0, min(12.0, 0.6 * len(nodes) ** 0.5 + 3))

@@ -114,11 +114,15 @@ def check_arguments(args):
 
 
 def how_to_use(path, prog):
-    return (f"use them with:\n"
-            f"  {prog} evaluate {path}              # accuracy and confusion matrix\n"
-            f"  {prog} predict {path} IMAGE.png     # classify images (.npy, .png, ...)\n"
-            f"  python: model = opgraph.models.load({str(path)!r}); "
-            f"opgraph.models.predict(model, images)")
+    import shlex
+    evaluate = f"{prog} evaluate {shlex.quote(path)}"
+    predict = f"{prog} predict {shlex.quote(path)} IMAGE..."
+    width = max(len(evaluate), len(predict)) + 2
+    return (f"To use them:\n"
+            f"  {evaluate:<{width}}accuracy and confusion matrix on the test split\n"
+            f"  {predict:<{width}}classify .npy arrays or pictures (.png, ...)\n"
+            f"  in Python: model = opgraph.models.load({path!r}); "
+            f"classes, probabilities = opgraph.models.predict(model, images)")
 
 
 def run(args):
@@ -208,6 +212,6 @@ def run(args):
             models.save(model, args.out)
         except OSError as e:
             return fail(f"cannot write the weights to {args.out!r}: {e.strerror or e}", FAILED)
-        print(f"saved the weights to {args.out}; "
+        print(f"saved the weights to {args.out}. "
               + how_to_use(args.out, getattr(args, "_prog", "python -m opgraph")))
     return 0
