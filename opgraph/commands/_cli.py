@@ -71,17 +71,24 @@ def output_path(path, option, formats=None, what="the output"):
         raise UsageError(f"cannot write {what} to {path!r}: the folder {folder!r} does not exist")
     if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
         raise UsageError(f"cannot write {what} to {path!r}: permission denied")
-    if formats is not None and extension(path) not in formats:
-        found = extension(path)
+    if formats is not None:
+        check_format(path, option, formats)
+    return path
+
+
+def check_format(path, option, formats):
+    found = extension(path)
+    if found not in formats:
         raise UsageError(f"{option} {path!r}: unsupported format "
                          f"{'.' + found if found else '(no extension)'}; use one of "
                          f"{', '.join('.' + f for f in formats)}")
-    return path
 
 
 def plot_path(path, option="--plot"):
     """An image path matplotlib can write (checked before the work starts)."""
-    return output_path(path, option, matplotlib_formats(option), what="the plot")
+    output_path(path, option, what="the plot")
+    check_format(path, option, matplotlib_formats(option))
+    return path
 
 
 def quiet_broken_pipe():

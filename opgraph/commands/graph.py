@@ -23,8 +23,9 @@ def check_arguments(args):
     """The output path and the batch size, before anything is built (UsageError)."""
     from ._cli import UsageError, extension, matplotlib_formats, number, output_path
     number(args.batch_size, "--batch-size", minimum=1, integer=True)
+    output_path(args.out, "--out", what="the graph")
     if extension(args.out) in DOT:
-        return output_path(args.out, "--out", DOT, what="the graph")
+        return args.out
     try:
         formats = matplotlib_formats("--out")
     except UsageError:

@@ -107,6 +107,7 @@ def check_arguments(args):
     if args.out:
         output_path(args.out, "--out", what="the weights")
     if args.plot:
+        output_path(args.plot, "--plot", what="the plot")
         if not _check_matplotlib():
             raise UsageError("--plot needs matplotlib, which is not installed: "
                              "pip install 'opgraph[plot]' (or pip install matplotlib)")
