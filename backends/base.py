@@ -217,6 +217,10 @@ class Backend(ABC):
     def min(self, a, axis=None, keepdims=False):
         """Minimum over one axis (or all)."""
 
+    @abstractmethod
+    def argmin(self, a, axis, keepdims=False):
+        """Index (int64) of the first minimum along `axis`."""
+
     # ---- layout -----------------------------------------------------------
     @abstractmethod
     def reshape(self, a, shape):
@@ -258,6 +262,25 @@ class Backend(ABC):
     @abstractmethod
     def getitem(self, a, key):
         """a[key] for a NumPy-style key (ints, slices, None, Ellipsis, int arrays)."""
+
+    @abstractmethod
+    def setitem(self, a, key, values):
+        """a[key] = values, in place (the one kernel that writes into an existing array):
+        NumPy's key grammar as in getitem, `values` (an array or a scalar) broadcast to
+        a[key] and cast to a.dtype; where an advanced key repeats a position, one of the
+        values lands there. Returns nothing."""
+
+    def nonzero(self, a):
+        """The indices of the non-zero (True) entries of `a`, one int64 array per dim
+        (numpy.nonzero), in row-major order. The result's size depends on the data, so
+        the default goes through the host."""
+        return tuple(self.asarray(i.astype(np.int64)) for i in np.nonzero(self.to_numpy(a)))
+
+    def storage(self, a):
+        """The object that owns `a`'s memory: two arrays that share memory (a view and
+        its base) give the same object. In-place writes are tracked per storage (the
+        version counter); the default treats every array as its own storage."""
+        return a
 
     @abstractmethod
     def index_put_add(self, shape, key, values):

@@ -114,6 +114,9 @@ class NumpyBackend(Backend):
     def min(self, a, axis=None, keepdims=False):
         return np.min(a, axis=axis, keepdims=keepdims)
 
+    def argmin(self, a, axis, keepdims=False):
+        return np.argmin(a, axis=axis, keepdims=keepdims)
+
     # ---- layout
     def reshape(self, a, shape):
         return np.reshape(a, shape)
@@ -147,6 +150,17 @@ class NumpyBackend(Backend):
     def getitem(self, a, key):
         check_key(f"{self.name}.getitem", np.shape(a), key)
         return a[key]
+
+    def setitem(self, a, key, values):
+        a[key] = values
+
+    def nonzero(self, a):
+        return tuple(i.astype(np.int64, copy=False) for i in np.nonzero(a))
+
+    def storage(self, a):
+        while isinstance(a, np.ndarray) and isinstance(a.base, np.ndarray):
+            a = a.base
+        return a
 
     def index_put_add(self, shape, key, values):
         check_key(f"{self.name}.index_put_add", shape, key)

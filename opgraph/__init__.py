@@ -11,10 +11,20 @@ _bind_subpackages(__name__, __path__)  # opgraph.backends, opgraph.ops (see _lay
 
 # the core, loaded with the package
 from .tensor import (Tensor, tensor, from_numpy, zeros, ones, full, randn, rand,
-                     set_default_backend, get_default_backend)
+                     set_default_backend, get_default_backend, manual_seed, arange, linspace,
+                     eye, zeros_like, ones_like, full_like, randn_like, rand_like)
 from .operation import Operation, MultiOutputOperation
-from .tape import Tape, grad, no_grad, enable_grad, current_tape
+from .tape import Tape, grad, no_grad, enable_grad, inference_mode, current_tape
 from .gradcheck import gradcheck, gradgradcheck, GradcheckError
+
+import numpy as _np
+
+# dtype names, as torch's: og.zeros(3, dtype=og.float64), x.dtype == og.int64 (NumPy dtypes)
+float32 = float = _np.dtype(_np.float32)
+float64 = double = _np.dtype(_np.float64)
+int64 = long = _np.dtype(_np.int64)
+int32 = int = _np.dtype(_np.int32)
+bool = _np.dtype(_np.bool_)
 
 __version__ = "0.1.0"
 
@@ -26,9 +36,11 @@ _SUBMODULES = ("functions", "nn", "optim", "data", "graph", "tropical", "seriali
                "commands")
 _NAMES = {"save": "serialization", "load": "serialization"}
 _CORE = ["Tensor", "tensor", "from_numpy", "zeros", "ones", "full", "randn", "rand",
-         "set_default_backend", "get_default_backend", "Operation", "MultiOutputOperation",
-         "Tape", "grad", "no_grad", "enable_grad", "current_tape", "gradcheck",
-         "gradgradcheck", "GradcheckError", "backends", "ops"]
+         "set_default_backend", "get_default_backend", "manual_seed", "arange", "linspace",
+         "eye", "zeros_like", "ones_like", "full_like", "randn_like", "rand_like",
+         "Operation", "MultiOutputOperation", "Tape", "grad", "no_grad", "enable_grad",
+         "inference_mode", "current_tape", "gradcheck", "gradgradcheck", "GradcheckError",
+         "backends", "ops"]  # (the dtype names stay out: `import *` must not shadow int, bool)
 
 
 def _functions():

@@ -15,7 +15,7 @@ import struct
 
 import numpy as np
 
-from .tensor import Tensor, get_default_backend
+from .tensor import Tensor, default_generator, get_default_backend
 
 __all__ = ["TensorDataset", "DataLoader", "load_digits", "read_idx", "load_mnist",
            "DIGITS_PATH"]
@@ -79,7 +79,8 @@ class DataLoader:
         self.seed = seed
         self.drop_last = drop_last
         self.backend = backend
-        self._rng = np.random.default_rng(seed)
+        # unseeded: the generator og.manual_seed seeds (as torch's default generator)
+        self._rng = np.random.default_rng(seed) if seed is not None else None
 
     def __len__(self):
         n = len(self.dataset)
@@ -100,7 +101,8 @@ class DataLoader:
 
     def __iter__(self):
         n = len(self.dataset)
-        order = self._rng.permutation(n) if self.shuffle else np.arange(n)
+        rng = self._rng if self._rng is not None else default_generator()
+        order = rng.permutation(n) if self.shuffle else np.arange(n)
         for start in range(0, n, self.batch_size):
             idx = order[start:start + self.batch_size]
             if self.drop_last and len(idx) < self.batch_size:

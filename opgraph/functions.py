@@ -2,6 +2,8 @@
 (or a few); the ops turn Python scalars and NumPy arrays into tensors (as_tensors, the
 one conversion rule). Tensor's methods and operators are these functions, bound from
 opgraph.tensor.METHODS when this module is imported."""
+import builtins  # this module's sum, min, max, abs and pow are the tensor functions
+import collections
 import math
 import sys
 
@@ -83,6 +85,79 @@ def tanh(x): return _ew.Tanh()(x)
 def silu(x): return _ew.SiLU()(x)
 
 
+# ---- elementwise extremes
+def maximum(a, b):
+    """Elementwise maximum (NaN propagates); ties share the gradient, as torch.maximum."""
+    return _ew.Maximum()(a, b)
+
+
+def minimum(a, b):
+    """Elementwise minimum (as maximum)."""
+    return _ew.Minimum()(a, b)
+
+
+def _bound(x, value, name, end):
+    if value is None:  # no bound on this side, for the tensor form
+        info = np.finfo(x.dtype) if x.dtype.kind == "f" else np.iinfo(x.dtype)
+        value = (-np.inf if end < 0 else np.inf) if x.dtype.kind == "f" else \
+            (info.min if end < 0 else info.max)
+    if isinstance(value, Tensor):
+        return value
+    return as_tensors(name, (x, value), promote=True)[1]
+
+
+def clamp(x, min=None, max=None):
+    """Each element limited to [min, max] (numbers or tensors, broadcasting; either may be
+    None); all of it is max where min > max, as torch.clamp. The gradient flows where
+    min <= x <= max."""
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of min and max must be given")
+    if not isinstance(x, Tensor):
+        x = as_tensors("Clamp", (x,))[0]
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        return _ew.ClampTensor()(x, _bound(x, min, "Clamp", -1), _bound(x, max, "Clamp", 1))
+    for what, v in (("min", min), ("max", max)):
+        if v is not None and (isinstance(v, (bool, np.bool_)) or not isinstance(
+                v, (int, float, np.integer, np.floating))):
+            raise TypeError(f"clamp: {what} must be a number, a tensor or None, got "
+                            f"{type(v).__name__} {v!r}")
+    return _ew.Clamp(weak_scalar(min), weak_scalar(max))(x)
+
+
+clip = clamp
+
+
+def masked_fill(x, mask, value):
+    """x with `value` (a number or a 0-d tensor) where the bool `mask` (broadcast to x's
+    shape) is True; differentiable in x (and in a tensor value)."""
+    mask = _bool_mask("masked_fill", x, mask)
+    if isinstance(value, Tensor):
+        if value.ndim != 0:
+            raise ValueError(f"masked_fill: only supports a 0-d tensor as the value, got shape "
+                             f"{value.shape}")
+        if value.dtype != x.dtype:
+            value = astype(value, x.dtype) if value.dtype.kind == x.dtype.kind == "f" else \
+                Tensor._make(x.backend.astype(value.data, x.dtype), x.backend)
+    else:
+        value = Tensor._make(x.backend.asarray(np.asarray(weak_scalar(value)).astype(x.dtype)),
+                             x.backend)
+    return _ew.Where(mask)(value, x)
+
+
+def _bool_mask(name, x, mask):
+    """The backend array of a bool mask that broadcasts to x's shape."""
+    if isinstance(mask, Tensor):
+        data = mask.data if mask.backend is x.backend else x.backend.asarray(mask.numpy())
+    else:
+        data = x.backend.asarray(np.asarray(mask))
+    if data.dtype.kind != "b":
+        raise TypeError(f"{name}: the mask must be a bool tensor, got dtype {data.dtype}")
+    if broadcast_shapes(name, tuple(data.shape), x.shape) != x.shape:
+        raise ValueError(f"{name}: a mask of shape {tuple(data.shape)} does not broadcast to the "
+                         f"tensor's shape {x.shape}")
+    return data
+
+
 def astype(x, dtype):
     dtype = as_dtype("astype", dtype)
     if dtype == x.dtype:
@@ -90,6 +165,25 @@ def astype(x, dtype):
     if dtype.kind == "f" and x.dtype.kind == "f":
         return _ew.AsType(dtype)(x)
     return Tensor._make(x.backend.astype(x.data, dtype), x.backend)
+
+
+def clone(x):
+    """A copy of x with storage of its own, differentiable (x.clone())."""
+    return _ew.Clone()(_tensor("clone", x))
+
+
+def to(x, *args, dtype=None, backend=None):
+    """x.to(backend), x.to(dtype), x.to(backend, dtype) (as torch's device and dtype)."""
+    for a in args:
+        if isinstance(a, (str, backends.Backend)) and backend is None:
+            backend = a
+        elif dtype is None and not isinstance(a, (str, backends.Backend)):
+            dtype = a
+        else:
+            raise TypeError(f"to: unexpected argument {a!r} (expected a backend and/or a dtype)")
+    if backend is not None:
+        x = to_backend(x, backend)
+    return x if dtype is None else astype(x, dtype)
 
 
 def to_backend(x, backend):
@@ -150,43 +244,128 @@ def matmul(a, b):
     return out
 
 
+def mm(a, b):
+    """The product of two 2-D matrices (torch.mm; matmul broadcasts, mm does not)."""
+    if not isinstance(a, Tensor) or not isinstance(b, Tensor) or a.ndim != 2 or b.ndim != 2:
+        shapes = [t.shape if isinstance(t, Tensor) else type(t).__name__ for t in (a, b)]
+        raise ValueError(f"mm: expects two 2-D tensors, got {shapes[0]} and {shapes[1]}")
+    return _la.MatMul()(a, b)
+
+
 # ---- reductions
 def sum(x, dim=None, keepdim=False): return _red.SumDim(dim, keepdim)(x)
 def mean(x, dim=None, keepdim=False): return _red.MeanDim(dim, keepdim)(x)
 
 
-def max(x, dim=None, keepdim=False):
-    """Maximum over one dim (or all); the gradient goes to the first maximum."""
-    x = _tensor("max", x)
+MaxResult = collections.namedtuple("max", ["values", "indices"])
+MinResult = collections.namedtuple("min", ["values", "indices"])
+
+
+def _extreme(name, x, dim, keepdim, whole, along, pair, result):
+    if isinstance(dim, (Tensor, np.ndarray)):  # torch.max(a, b): the elementwise maximum
+        return pair(x, dim)
+    x = _tensor(name, x)
     if dim is None:
-        if x.size == 0:
-            raise ValueError(f"max: of an empty tensor of shape {x.shape} (no identity); pass "
-                             "a dim to reduce a non-empty one")
-        out = _red.MaxDim(0)(x.reshape(-1))
-        return out.reshape(*([1] * x.ndim)) if keepdim else out
-    return _red.MaxDim(dim, keepdim)(x)
+        if x.numel() == 0:
+            raise DimError(f"{name}: of an empty tensor of shape {x.shape} (no identity); pass "
+                           "a dim to reduce a non-empty one")
+        return whole(None, keepdim)(x)
+    op = along(dim, keepdim)
+    values = op(x)
+    return result(values, Tensor._make(op.indices, x.backend))
+
+
+def max(x, dim=None, keepdim=False):
+    """max(x): the largest element (the gradient shared evenly by ties, as torch);
+    max(x, dim): the named tuple (values, indices) of each slice's first maximum (the
+    gradient goes to that index); max(x, other): the elementwise maximum."""
+    return _extreme("max", x, dim, keepdim, _red.AMax, _red.MaxDim, maximum, MaxResult)
+
+
+def min(x, dim=None, keepdim=False):
+    """min(x): the smallest element; min(x, dim): the named tuple (values, indices) of each
+    slice's first minimum; min(x, other): the elementwise minimum (as max)."""
+    return _extreme("min", x, dim, keepdim, _red.AMin, _red.MinDim, minimum, MinResult)
+
+
+def amax(x, dim=None, keepdim=False):
+    """Maximum over dims (an int, a tuple, or all when None or ()); ties share the gradient."""
+    return _red.AMax(None if dim == () else dim, keepdim)(_tensor("amax", x))
+
+
+def amin(x, dim=None, keepdim=False):
+    """Minimum over dims (as amax)."""
+    return _red.AMin(None if dim == () else dim, keepdim)(_tensor("amin", x))
+
+
+def _arg(name, kernel, x, dim, keepdim):
+    x = _tensor(name, x)
+    keepdim = check_flag(name, "keepdim", keepdim)
+    b = x.backend
+    if dim is None:
+        if x.numel() == 0:
+            raise DimError(f"{name}: of an empty tensor of shape {x.shape}; pass a dim to reduce "
+                           "a non-empty one")
+        flat = getattr(b, kernel)(b.reshape(x.data, (-1,)), 0)
+        return Tensor._make(b.reshape(flat, (1,) * x.ndim) if keepdim else flat, b)
+    dim = normalize_axis(name, dim, x.ndim)
+    if x.ndim == 0:  # its own extreme, at index 0 (as torch)
+        return Tensor._make(b.zeros((), "int64"), b)
+    if x.shape[dim] == 0:
+        raise DimError(f"{name}: dim {dim} of a tensor of shape {x.shape} is empty")
+    if x.numel() == 0:
+        shape = x.shape[:dim] + ((1,) if keepdim else ()) + x.shape[dim + 1:]
+        return Tensor._make(b.zeros(shape, "int64"), b)
+    return Tensor._make(getattr(b, kernel)(x.data, dim, keepdim), b)
 
 
 def argmax(x, dim=None, keepdim=False):
-    """Index (int64) of the first maximum (not differentiable)."""
-    x = _tensor("argmax", x)
-    keepdim = check_flag("argmax", "keepdim", keepdim)
-    b = x.backend
-    if dim is None:
-        if x.size == 0:
-            raise DimError(f"argmax: of an empty tensor of shape {x.shape}; pass a dim to reduce "
-                           "a non-empty one")
-        flat = b.argmax(b.reshape(x.data, (-1,)), 0)
-        return Tensor._make(b.reshape(flat, (1,) * x.ndim) if keepdim else flat, b)
-    dim = normalize_axis("argmax", dim, x.ndim)
-    if x.ndim == 0:  # its own maximum, at index 0 (as torch)
-        return Tensor._make(b.zeros((), "int64"), b)
-    if x.shape[dim] == 0:
-        raise DimError(f"argmax: dim {dim} of a tensor of shape {x.shape} is empty")
-    if x.size == 0:
-        shape = x.shape[:dim] + ((1,) if keepdim else ()) + x.shape[dim + 1:]
-        return Tensor._make(b.zeros(shape, "int64"), b)
-    return Tensor._make(b.argmax(x.data, dim, keepdim), b)
+    """Index (int64) of the first maximum, of the flattened tensor when dim is None (not
+    differentiable)."""
+    return _arg("argmax", "argmax", x, dim, keepdim)
+
+
+def argmin(x, dim=None, keepdim=False):
+    """Index (int64) of the first minimum (as argmax)."""
+    return _arg("argmin", "argmin", x, dim, keepdim)
+
+
+def _float_input(name, x):
+    if not isinstance(x, Tensor):
+        x = as_tensors(name, (x,))[0]
+    if x.dtype.kind != "f":
+        raise TypeError(f"{name}: needs a floating-point tensor, got dtype {x.dtype}")
+    return x
+
+
+def _correction(name, unbiased, correction):
+    if unbiased is not None and correction is not None:
+        raise TypeError(f"{name}: give unbiased or correction, not both")
+    if correction is None:
+        return 1 if unbiased is None or unbiased else 0
+    if isinstance(correction, bool) or not isinstance(correction, (int, float, np.integer,
+                                                                   np.floating)):
+        raise TypeError(f"{name}: correction must be a number, got {correction!r}")
+    return correction
+
+
+def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """Variance over dims (all when None): Σ (x - mean)² / (N - correction); correction 1
+    (Bessel's, the default, unbiased=True) or 0 (unbiased=False), as torch.var."""
+    if isinstance(dim, bool):  # var(x, False): torch's var(input, unbiased)
+        dim, unbiased = None, dim
+    x = _float_input("var", x)
+    return _red.Var(dim, _correction("var", unbiased, correction), keepdim)(x)
+
+
+def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """Standard deviation: sqrt(var) with the same arguments."""
+    return sqrt(var(x, dim, unbiased, keepdim, correction=correction))
+
+
+def logsumexp(x, dim=None, keepdim=False):
+    """log Σ exp(x) over dims (all when None), stable for large and -inf inputs."""
+    return _red.LogSumExp(dim, keepdim)(_float_input("logsumexp", x))
 
 
 # ---- shapes
@@ -257,25 +436,113 @@ def unsqueeze(x, dim):
     return reshape(x, x.shape[:dim] + (1,) + x.shape[dim:])
 
 
-def index(x, key):
-    """x[key]: basic slicing and integer-array indexing, differentiable."""
+def index_key(x, key):
+    """A user's key for x[key] as one the backend takes: tensors and lists become backend
+    integer arrays, a boolean mask becomes the integer arrays of its True positions."""
     parts = key if isinstance(key, tuple) else (key,)
-    if any(isinstance(k, (Tensor, list, np.ndarray)) for k in parts):
-        converted = []
-        for k in parts:
-            if isinstance(k, Tensor):
-                k = k.numpy() if k.backend.name == "numpy" else k.data
-            if isinstance(k, (list, np.ndarray)):
-                k = _index_array(k, key)
-                if k.dtype.kind == "b":
-                    raise TypeError(f"Index: boolean mask keys are not supported (key shape "
-                                    f"{k.shape}); use where() instead")
-                k = x.backend.asarray(k.astype(np.int64))
-            elif hasattr(k, "dtype") and k.dtype.kind == "f":  # a device array of floats
-                raise IndexError(f"Index: index arrays must be integers, got dtype {k.dtype}")
+    if not any(isinstance(k, (Tensor, list, np.ndarray)) for k in parts):
+        return key
+    bk = x.backend
+    used = [_dims_used(k) for k in parts]
+    converted, dim = [], 0
+    for k, n in zip(parts, used):
+        if k is Ellipsis:
+            dim += x.ndim - builtins.sum(u for u in used if u is not None)
             converted.append(k)
-        key = tuple(converted)
-    return _sh.Index(key)(x)
+            continue
+        if isinstance(k, Tensor):
+            if k.dtype.kind not in "biu":
+                raise IndexError(f"Index: index arrays must be integers (or bool masks), got a "
+                                 f"tensor of dtype {k.dtype}")
+            # a copy: the op keeps the key, and the index tensor may be written in place later
+            k = bk.copy(k.data) if k.backend is bk else bk.asarray(k.numpy())
+        elif isinstance(k, (list, np.ndarray)):
+            k = _index_array(k, key)
+            k = bk.asarray(k.astype(np.bool_ if k.dtype.kind == "b" else np.int64))
+        elif hasattr(k, "dtype") and k.dtype.kind == "f":  # a device array of floats
+            raise IndexError(f"Index: index arrays must be integers, got dtype {k.dtype}")
+        if getattr(k, "dtype", None) is not None and np.dtype(k.dtype).kind == "b" \
+                and len(k.shape):
+            mask_shape = tuple(k.shape)
+            if tuple(x.shape[dim:dim + len(mask_shape)]) != mask_shape:
+                raise IndexError(f"Index: the shape of the mask {list(mask_shape)} at index "
+                                 f"{dim} does not match the shape of the indexed tensor "
+                                 f"{list(x.shape)} at index {dim}")
+            converted.extend(bk.nonzero(k))
+        else:
+            converted.append(k)
+        dim += n or 0
+    return tuple(converted)
+
+
+def _dims_used(k):
+    """How many dims of the indexed tensor a key part consumes (None for Ellipsis)."""
+    if k is Ellipsis:
+        return None
+    if k is None or isinstance(k, (bool, np.bool_)):
+        return 0
+    if isinstance(k, (Tensor, np.ndarray)) and k.dtype.kind == "b":
+        return k.ndim
+    if isinstance(k, list):
+        try:
+            a = np.asarray(k)
+        except ValueError:  # ragged: _index_array names it
+            return 1
+        return a.ndim if a.dtype.kind == "b" else 1
+    return 1
+
+
+def index(x, key):
+    """x[key]: ints, slices, None, Ellipsis, integer arrays and boolean masks (x[mask] is
+    the 1-D tensor of the elements where mask is True), differentiable."""
+    return _sh.Index(index_key(x, key))(x)
+
+
+def setitem(x, key, value):
+    """x[key] = value, in place (see opgraph.inplace)."""
+    from .inplace import setitem as _setitem
+    _setitem(x, key, value)
+
+
+def expand(x, *shape):
+    """x broadcast to `shape` (torch.expand): -1 keeps that dim's size; new dims go in front."""
+    shape = _shape_args(shape)
+    lead = len(shape) - x.ndim
+    if lead < 0:
+        raise ValueError(f"expand: the number of sizes ({len(shape)}) must be at least the "
+                         f"tensor's number of dims ({x.ndim}), shape {x.shape}")
+    full = []
+    for i, n in enumerate(shape):
+        if n == -1:
+            if i < lead:
+                raise ValueError(f"expand: -1 is not allowed for a new leading dim (size {i} of "
+                                 f"{shape})")
+            n = x.shape[i - lead]
+        full.append(n)
+    return _sh.BroadcastTo(tuple(full))(x)
+
+
+def t(x):
+    """The transpose of a tensor with at most 2 dims (0-d and 1-d come back as they are)."""
+    if x.ndim > 2:
+        raise ValueError(f"t: expects a tensor with <= 2 dims, but it has {x.ndim} (shape "
+                         f"{x.shape}); use transpose(dim0, dim1)")
+    return _sh.Transpose(tuple(reversed(range(x.ndim))))(x)
+
+
+def split(x, split_size_or_sections, dim=0):
+    """A tuple of pieces along dim: of split_size each (the last smaller), or of the sizes
+    listed (which must add up to the dim's length), as torch.split."""
+    n = x.shape[normalize_axis("Split", dim, x.ndim)] if x.ndim else 0
+    if isinstance(split_size_or_sections, (list, tuple)):
+        sizes = list(split_size_or_sections)
+    else:
+        size = split_size_or_sections
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 0 or (
+                size == 0 and n):
+            raise ValueError(f"split: split_size must be a positive int, got {size!r}")
+        sizes = [builtins.min(size, n - s) for s in range(0, n, size)] if n else [0]
+    return _sh.Split(sizes, dim)(x)
 
 
 def _index_array(k, key):
@@ -335,6 +602,52 @@ def gather(x, dim, index):
     return _ix.Gather(dim)(x, index)
 
 
+def index_select(x, dim, index):
+    """The entries of x at the integer positions `index` (1-D, or 0-d) along dim, as
+    torch.index_select; differentiable (repeats accumulate)."""
+    axis = normalize_axis("IndexSelect", dim, x.ndim)
+    index = _indices(index, x, "IndexSelect")
+    if index.ndim > 1:
+        raise ValueError(f"index_select: index must be 1-D or 0-d, got shape {index.shape}")
+    bound = x.shape[axis] if x.ndim else 1
+    _ix.check_index(x.backend, "IndexSelect", index.data, bound, axis)
+    data = x.backend.reshape(x.backend.copy(index.data), (-1,))
+    if x.ndim == 0:
+        return _sh.Index(data)(x.reshape(1)).reshape(())
+    return _sh.Index((slice(None),) * axis + (data,))(x)
+
+
+def scatter(x, dim, index, src=None, *, value=None):
+    """torch.scatter, out of place: x with x[i][index[i][j][k]][k] = src[i][j][k] (dim=1);
+    `src` may be a number (or pass value=)."""
+    if (src is None) == (value is None):
+        raise TypeError("scatter: give exactly one of src and value")
+    index = _indices(index, x, "Scatter")
+    src = value if src is None else src
+    if not isinstance(src, Tensor):
+        src = Tensor._make(x.backend.full(index.shape, weak_scalar(src), x.dtype), x.backend)
+    _same_dtype("scatter", x, src)
+    return _ix.Scatter(dim)(x, index, src)
+
+
+def scatter_add(x, dim, index, src):
+    """torch.scatter_add, out of place: x + the src entries added at the index positions
+    (repeated positions accumulate)."""
+    index = _indices(index, x, "ScatterAdd")
+    _same_dtype("scatter_add", x, src)
+    axis = normalize_axis("ScatterAdd", dim, x.ndim)
+    _ix.check_scatter("ScatterAdd", x.backend, x.shape, index.data, src.data, axis)
+    if x.ndim == 0:
+        return x + src.reshape(())
+    return x + _ix.ScatterAdd(x.shape, axis)(src, index)
+
+
+def _same_dtype(name, x, src):
+    if not isinstance(src, Tensor) or src.dtype != x.dtype:
+        got = src.dtype if isinstance(src, Tensor) else type(src).__name__
+        raise TypeError(f"{name}: src must be a tensor of the input's dtype {x.dtype}, got {got}")
+
+
 def embedding(weight, indices):
     """Rows of `weight` picked by integer `indices` (any shape)."""
     return _ix.Embedding()(weight, _indices(indices, weight, "Embedding"))
@@ -366,6 +679,14 @@ __all__ = """
     astype where matmul sum mean max argmax reshape transpose permute broadcast_to flatten
     squeeze unsqueeze cat stack chunk gather embedding softmax log_softmax cross_entropy
     conv2d max_pool2d einsum einsum_path tropical_einsum Semiring register_semiring
-    eq ne gt ge lt le""".split()
+    eq ne gt ge lt le maximum minimum clamp clip min argmin amax amin var std logsumexp
+    masked_fill expand split index_select scatter scatter_add clone mm t""".split()
+
+# the in-place methods (Tensor.add_, x += y, x[key] = v, ...) live in opgraph.inplace
+from .inplace import (add_, sub_, mul_, div_, pow_, neg_, exp_, sqrt_, rsqrt_, relu_,  # noqa: E402
+                      sigmoid_, tanh_, abs_, log_, sin_, cos_, clamp_, fill_, zero_, copy_,
+                      masked_fill_, addcmul_, addcdiv_, lerp_, uniform_, normal_)
+
+clip_ = clamp_
 
 bind_methods(sys.modules[__name__])

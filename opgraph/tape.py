@@ -10,6 +10,8 @@ import weakref
 
 import numpy as np
 
+from . import versions as _versions
+
 
 class _State(threading.local):
     def __init__(self):
@@ -25,6 +27,13 @@ def is_recording():
     return _state.recording
 
 
+_tapes = weakref.WeakSet()  # every live tape (an in-place op repoints the ops recorded on them)
+
+
+def all_tapes():
+    return tuple(_tapes)
+
+
 class Tape:
     """Records ops in the order they run; a context manager for a tape of your own."""
 
@@ -32,6 +41,7 @@ class Tape:
         self._refs = []
         self._compact_at = 1024
         self.parent = None
+        _tapes.add(self)
 
     def record(self, op):
         self._refs.append(weakref.ref(op))
@@ -121,6 +131,38 @@ class no_grad:
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             with mode():
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+class inference_mode(no_grad):
+    """torch.inference_mode: recording off, as no_grad (`inference_mode(False)` changes
+    nothing); a context manager and a decorator, with or without parentheses."""
+
+    def __new__(cls, mode=True):
+        self = object.__new__(cls)
+        if callable(mode):
+            self.mode = True
+            return self(mode)
+        self.mode = bool(mode)
+        return self
+
+    def __init__(self, mode=True):
+        pass
+
+    def __enter__(self):
+        self._prev = _state.recording
+        if self.mode:
+            _state.recording = False
+
+    def __call__(self, fn):
+        import functools
+
+        mode = self.mode
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with inference_mode(mode):
                 return fn(*args, **kwargs)
         return wrapper
 
@@ -221,6 +263,8 @@ def _replay(roots, root_grads, retain_graph, create_graph, tape=None, keep=()):
                 raise RuntimeError(
                     f"{op.name} is once-differentiable: its backward calls a raw kernel, so a "
                     "second-order gradient (create_graph=True) cannot pass through it")
+            if op._seq < _versions.last_write[0]:  # something was written in place since
+                _versions.check_saved(op)
             in_grads = op._backward_all(out_grads)
             inputs = op._inputs
             if len(in_grads) != len(inputs):

@@ -5,7 +5,7 @@ import numpy as np
 
 from opgraph import backends
 
-_default = {"backend": None, "dtype": np.dtype(np.float32)}
+_default = {"backend": None, "dtype": np.dtype(np.float32), "rng": np.random.default_rng()}
 
 
 def get_default_backend():
@@ -103,9 +103,33 @@ class Tensor:
     def ndim(self):
         return len(self.data.shape)
 
+    def size(self, dim=None):
+        """The shape (torch's size(); not NumPy's element count, which is numel()), or the
+        length of one dim."""
+        if dim is None:
+            return tuple(self.data.shape)
+        if not self.data.shape:
+            raise IndexError(f"size: dimension specified as {dim} but the tensor has no "
+                             "dimensions")
+        return int(self.data.shape[_dim_index("size", dim, len(self.data.shape))])
+
+    def numel(self):
+        """The number of elements."""
+        n = 1
+        for s in self.data.shape:
+            n *= int(s)
+        return n
+
+    def dim(self):
+        """The number of dims (ndim)."""
+        return len(self.data.shape)
+
     @property
-    def size(self):
-        return math.prod(self.data.shape)
+    def _version(self):
+        """How many in-place writes this tensor's storage has seen (torch's x._version;
+        views and detach() share it)."""
+        from .versions import version
+        return version(self)
 
     def __len__(self):
         if not self.data.shape:
@@ -121,8 +145,9 @@ class Tensor:
         return a if dtype is None else a.astype(dtype)
 
     def item(self):
-        if self.size != 1:
-            raise ValueError(f"item: the tensor has {self.size} elements, not 1 (shape {self.shape})")
+        if self.numel() != 1:
+            raise ValueError(f"item: the tensor has {self.numel()} elements, not 1 "
+                             f"(shape {self.shape})")
         return self.numpy().reshape(()).item()
 
     def tolist(self):
@@ -151,7 +176,8 @@ class Tensor:
         backward(self, grad, retain_graph, create_graph)
 
     def detach(self):
-        """The same data, cut from the graph."""
+        """The same data, cut from the graph: it shares storage (and the version counter)
+        with this tensor, so an in-place write into either shows in both, as in torch."""
         return Tensor._make(self.data, self.backend)
 
     def requires_grad_(self, requires_grad=True):
@@ -189,6 +215,17 @@ class Tensor:
 _COMPARABLE = _COMPARABLE + (Tensor,)
 
 
+def _dim_index(name, dim, ndim):
+    """`dim` in [0, ndim) (negative dims count from the end), or torch's IndexError."""
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"{name}: dim must be an int, got {type(dim).__name__} {dim!r}")
+    low, high = (-1, 0) if ndim == 0 else (-ndim, ndim - 1)
+    if not low <= dim <= high:
+        raise IndexError(f"{name}: dimension out of range (expected to be in range of "
+                         f"[{low}, {high}], but got {dim})")
+    return int(dim) % max(ndim, 1)
+
+
 # ---- Tensor's operators and methods: the method forms of the public functions
 # `x.name(*args)` is `opgraph.functions.<target>(x, *args)`; a callable target builds the
 # method from the functions module instead. Adding a method is one line here. The
@@ -209,9 +246,17 @@ METHODS = {
         matmul sum mean max argmax reshape flatten squeeze unsqueeze broadcast_to transpose
         permute chunk gather softmax log_softmax cross_entropy conv2d max_pool2d embedding
         astype eq ne gt ge lt le""".split()},
+    **{name: name for name in """
+        maximum minimum clamp clip min argmin amax amin var std logsumexp masked_fill expand
+        split index_select scatter scatter_add clone mm t
+        add_ sub_ mul_ div_ pow_ neg_ exp_ sqrt_ rsqrt_ relu_ sigmoid_ tanh_ abs_ log_ sin_ cos_
+        clamp_ clip_ fill_ zero_ copy_ masked_fill_ addcmul_ addcdiv_ lerp_ uniform_
+        normal_""".split()},
+    "__iadd__": "add_", "__isub__": "sub_", "__imul__": "mul_", "__itruediv__": "div_",
+    "__ipow__": "pow_",
+    "__setitem__": "setitem",
     "view": "reshape",
-    "expand": "broadcast_to",
-    "to": "to_backend",
+    "to": "to",
     "float": _cast(np.float32),
     "double": _cast(np.float64),
     "long": _cast(np.int64),
@@ -382,13 +427,43 @@ def _filled(name, shape, value, dtype, requires_grad, backend):
     return Tensor(backend.full(shape, value, dtype), requires_grad=requires_grad, backend=backend)
 
 
+def manual_seed(seed):
+    """Seed the generator behind randn, rand, the *_like samplers, uniform_ / normal_,
+    default layer initialisations and Dropout masks when no seed is given (as
+    torch.manual_seed); returns that NumPy generator."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"manual_seed: seed must be an int, got {type(seed).__name__} {seed!r}")
+    seed = int(seed)
+    if not -2 ** 63 <= seed < 2 ** 64:
+        raise ValueError(f"manual_seed: seed {seed} is out of range [-2**63, 2**64)")
+    _default["rng"] = np.random.default_rng(seed % 2 ** 64)  # negatives wrap, as torch
+    return _default["rng"]
+
+
+def default_generator():
+    """The NumPy generator that unseeded random functions draw from (see manual_seed)."""
+    return _default["rng"]
+
+
+def _rng(seed):
+    return _default["rng"] if seed is None else np.random.default_rng(seed)
+
+
+def _float_dtype(name, dtype):
+    dtype = as_dtype(name, _default["dtype"] if dtype is None else dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"{name}: random samples need a floating-point dtype, got {dtype}")
+    return dtype
+
+
 def randn(*shape, seed=None, dtype=None, requires_grad=False, backend=None):
-    """Standard normal samples; `seed` makes them reproducible."""
+    """Standard normal samples; `seed` makes them reproducible (without it they come from
+    the generator og.manual_seed seeds)."""
     return _sampled("randn", "standard_normal", shape, seed, dtype, requires_grad, backend)
 
 
 def rand(*shape, seed=None, dtype=None, requires_grad=False, backend=None):
-    """Uniform samples in [0, 1)."""
+    """Uniform samples in [0, 1) (seeded as randn)."""
     return _sampled("rand", "random", shape, seed, dtype, requires_grad, backend)
 
 
@@ -400,5 +475,105 @@ def _sampled(name, method, shape, seed, dtype, requires_grad, backend):
     if seed is not None and (isinstance(seed, bool) or not hasattr(seed, "__index__")):
         raise TypeError(f"{name}: seed must be an int or None, got {type(seed).__name__} "
                         f"{seed!r}")
-    host = getattr(np.random.default_rng(seed), method)(shape)
+    host = getattr(_rng(seed), method)(shape)
     return Tensor(host.astype(dtype), requires_grad=requires_grad, backend=backend)
+
+
+# ---- creation like another tensor: its shape, dtype and backend unless given
+def _like(name, x):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name}: expected a Tensor, got {type(x).__name__}")
+    return x
+
+
+def zeros_like(x, dtype=None, requires_grad=False, backend=None):
+    x = _like("zeros_like", x)
+    return _filled("zeros_like", x.shape, 0, x.dtype if dtype is None else dtype, requires_grad,
+                   backend or x.backend)
+
+
+def ones_like(x, dtype=None, requires_grad=False, backend=None):
+    x = _like("ones_like", x)
+    return _filled("ones_like", x.shape, 1, x.dtype if dtype is None else dtype, requires_grad,
+                   backend or x.backend)
+
+
+def full_like(x, fill_value, dtype=None, requires_grad=False, backend=None):
+    x = _like("full_like", x)
+    return full(x.shape, fill_value, x.dtype if dtype is None else dtype, requires_grad,
+                backend or x.backend)
+
+
+def randn_like(x, dtype=None, requires_grad=False, backend=None, seed=None):
+    x = _like("randn_like", x)
+    return randn(x.shape, seed=seed, dtype=_float_dtype("randn_like", x.dtype if dtype is None
+                                                        else dtype),
+                 requires_grad=requires_grad, backend=backend or x.backend)
+
+
+def rand_like(x, dtype=None, requires_grad=False, backend=None, seed=None):
+    x = _like("rand_like", x)
+    return rand(x.shape, seed=seed, dtype=_float_dtype("rand_like", x.dtype if dtype is None
+                                                      else dtype),
+                requires_grad=requires_grad, backend=backend or x.backend)
+
+
+# ---- ranges
+def _number(name, what, v):
+    if isinstance(v, Tensor):
+        v = v.item()
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: {what} must be a number, got {type(v).__name__} {v!r}")
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def arange(start, end=None, step=1, dtype=None, requires_grad=False, backend=None):
+    """start, start + step, ... up to end (excluded), as torch.arange: arange(end) counts
+    from 0; int64 when start, end and step are all ints, else the default float dtype."""
+    if end is None:
+        start, end = 0, start
+    start, end, step = (_number("arange", w, v) for w, v in
+                        (("start", start), ("end", end), ("step", step)))
+    if step == 0:
+        raise ValueError("arange: step must be nonzero")
+    if not np.isfinite([start, end, step]).all():
+        raise ValueError(f"arange: start, end and step must be finite, got {start}, {end}, {step}")
+    if (end - start) * step < 0:
+        raise ValueError(f"arange: upper bound and larger bound inconsistent with step sign "
+                         f"(start {start}, end {end}, step {step})")
+    integral = all(isinstance(v, int) for v in (start, end, step))
+    dtype = np.dtype(dtype) if dtype is not None else (
+        np.dtype(np.int64) if integral else _default["dtype"])
+    if integral:
+        host = np.arange(start, end, step, dtype=np.int64)
+    else:
+        n = max(0, int(np.ceil((end - start) / step)))
+        host = start + step * np.arange(n, dtype=np.float64)
+    return Tensor(host.astype(dtype), requires_grad=requires_grad, backend=backend)
+
+
+def linspace(start, end, steps, dtype=None, requires_grad=False, backend=None):
+    """`steps` evenly spaced values from start to end, both included (torch.linspace)."""
+    start, end = _number("linspace", "start", start), _number("linspace", "end", end)
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ValueError(f"linspace: steps must be a non-negative int, got {steps!r}")
+    steps = int(steps)
+    i = np.arange(steps, dtype=np.float64)
+    if steps > 1:
+        step = (end - start) / (steps - 1)
+        # as torch: the first half counts up from start, the second half down from end
+        host = np.where(i < steps // 2, start + step * i, end - step * (steps - 1 - i))
+    else:
+        host = np.full(steps, start, dtype=np.float64)
+    return Tensor(host.astype(np.dtype(_default["dtype"] if dtype is None else dtype)), requires_grad=requires_grad,
+                  backend=backend)
+
+
+def eye(n, m=None, dtype=None, requires_grad=False, backend=None):
+    """The n x m identity matrix (m defaults to n)."""
+    m = n if m is None else m
+    for what, v in (("n", n), ("m", m)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise ValueError(f"eye: {what} must be a non-negative int, got {v!r}")
+    host = np.eye(int(n), int(m), dtype=np.dtype(_default["dtype"] if dtype is None else dtype))
+    return Tensor(host, requires_grad=requires_grad, backend=backend)

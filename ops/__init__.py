@@ -1,10 +1,12 @@
 """The operation catalog: one module per op family, one class per op."""
 from .elementwise import (Add, Sub, Mul, Div, Pow, Neg, Exp, Log, LogWithEpsilon, Sin, Cos, Sqrt,
-                          Rsqrt, Abs, ReLU, Sigmoid, Tanh, SiLU, Where, AsType, ToBackend)
+                          Rsqrt, Abs, ReLU, Sigmoid, Tanh, SiLU, Where, AsType, ToBackend,
+                          Maximum, Minimum, Clamp, ClampTensor, Clone)
 from .linalg import MatMul, BatchMatMul
-from .reduce import SumDim, MeanDim, MaxDim
-from .shape import Reshape, Transpose, BroadcastTo, Index, IndexPutAdd, Cat, Chunk, sum_to_shape
-from .indexing import Gather, ScatterAdd, Embedding, EmbeddingBackward
+from .reduce import SumDim, MeanDim, MaxDim, MinDim, AMax, AMin, Var, LogSumExp
+from .shape import (Reshape, Transpose, BroadcastTo, Index, IndexPutAdd, SetItem, Cat, Chunk, Split,
+                    sum_to_shape)
+from .indexing import Gather, ScatterAdd, Scatter, Embedding, EmbeddingBackward
 from .nn_ops import Softmax, LogSoftmax, CrossEntropy
 from .conv import Im2Col, Col2Im, Conv2D, MaxPool2D
 from .einsum import Einsum, EinsumPair, EinsumUnary, EinsumUnaryAdjoint

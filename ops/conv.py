@@ -30,6 +30,7 @@ def _kernel_arg(pair):
 class Im2Col(Operation):
     """cols[n, (c, i, j), (oh, ow)] = xpad[n, c, oh·sh + i·dh, ow·sw + j·dw] (zero padding
     ph, pw; strides sh, sw; dilations dh, dw);  dx = col2im(dcols)"""
+    saves = ()
 
     def __init__(self, kh, kw, stride=1, padding=0, dilation=1):
         self.kh, self.kw, self.stride, self.padding = kh, kw, stride, padding
@@ -48,6 +49,7 @@ class Im2Col(Operation):
 class Col2Im(Operation):
     """x[n, c, h, w] = Σ of the cols entries that im2col read from (n, c, h, w) (its adjoint);
     dcols = im2col(dx)"""
+    saves = ()
 
     def __init__(self, x_shape, kh, kw, stride=1, padding=0, dilation=1):
         self.x_shape, self.kh, self.kw = tuple(x_shape), kh, kw
@@ -82,6 +84,7 @@ class Conv2D(Operation):
     for filter f of group g = f // (F/G) (G groups, w (F, C/G, kh, kw)), computed as
     cols = im2col(x), y_g = W_g · cols_g with W_g the group's filters reshaped (F/G, C/G·kh·kw);
     dW_g = Σ_n dy_{n,g} · cols_{n,g}ᵀ,  dx = col2im(W_gᵀ · dy_g for every g),  db = Σ_{n,oh,ow} dy"""
+    saves = (0, 1)
 
     def __init__(self, stride=1, padding=0, dilation=1, groups=1):
         self.stride = as_pair("Conv2D", "stride", stride, 1)
@@ -178,6 +181,7 @@ class MaxPool2D(Operation):
     """y[n, c, oh, ow] = max of the kh×kw window at (oh·sh - ph, ow·sw - pw) of x padded with
     -inf (ceil_mode: the last window may overhang on the right, as torch);
     dx = dy routed to the first maximum (row-major) of each window, summed where windows overlap"""
+    saves = ()
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
         self.kernel = as_pair("MaxPool2D", "kernel_size", kernel_size, 1)

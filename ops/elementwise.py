@@ -18,6 +18,7 @@ class _Binary(Operation):
 
 class Add(_Binary):
     """z = a + b;  da = dz, db = dz (each summed to its input's shape)"""
+    saves = ()
     kernel = "add"
 
     def backward(self, grad):
@@ -27,6 +28,7 @@ class Add(_Binary):
 
 class Sub(_Binary):
     """z = a - b;  da = dz, db = -dz"""
+    saves = ()
     kernel = "sub"
 
     def forward(self, a, b):
@@ -40,9 +42,16 @@ class Sub(_Binary):
         return sum_to_shape(grad, a.shape), sum_to_shape(-grad, b.shape)
 
 
+def crossed_saves(op):
+    """The inputs a product's backward reads: each input for the other's gradient only."""
+    a, b = op._inputs
+    return tuple(i for i, other in ((0, b), (1, a)) if other.requires_grad)
+
+
 class Mul(_Binary):
     """z = a · b;  da = dz · b, db = dz · a"""
     kernel = "mul"
+    saves = property(crossed_saves)
 
     def backward(self, grad):
         a, b = self.inputs
@@ -53,6 +62,10 @@ class Div(_Binary):
     """z = a / b;  da = dz / b, db = -dz · a / b²"""
     kernel = "div"
 
+    @property
+    def saves(self):
+        return (0, 1) if self._inputs[1].requires_grad else (1,)
+
     def backward(self, grad):
         a, b = self.inputs
         return sum_to_shape(grad / b, a.shape), sum_to_shape(-grad * a / (b * b), b.shape)
@@ -60,6 +73,7 @@ class Div(_Binary):
 
 class Pow(Operation):
     """y = x^p for a scalar p;  dx = dy · p · x^(p-1)"""
+    saves = (0,)
 
     def __init__(self, exponent):
         self.exponent = weak_scalar(exponent)
@@ -84,6 +98,7 @@ class PowTensor(_Binary):
     """z = a^b elementwise (b a tensor, broadcasting);
     da = dz · b · a^(b-1)  (0 at a = b = 0, as torch),
     db = dz · a^b · log a  (0 where a = 0 and b >= 0, as torch)"""
+    saves = (0, 1, "output")
     kernel = "pow"
 
     def forward(self, a, b):
@@ -111,6 +126,103 @@ class PowTensor(_Binary):
         return sum_to_shape(da, a.shape), sum_to_shape(db, b.shape)
 
 
+class _Extremum(_Binary):
+    """Maximum / Minimum: the gradient goes to the winning side, half to each on ties
+    (as torch.maximum); the masks are constants, so the backward is linear in dz."""
+    saves = (0, 1)
+    promote = True
+    wins = None  # "gt" for Maximum, "lt" for Minimum
+
+    def backward(self, grad):
+        a, b = self.inputs
+        bk = self.backend
+        dtype = grad.dtype
+        tie = bk.binary("mul", bk.astype(bk.binary("eq", a.data, b.data), dtype), 0.5)
+        to_a = bk.binary("add", bk.astype(bk.binary(self.wins, a.data, b.data), dtype), tie)
+        to_b = bk.binary("add", bk.astype(bk.binary(self.wins, b.data, a.data), dtype), tie)
+        return (sum_to_shape(grad * self.constant(to_a), a.shape),
+                sum_to_shape(grad * self.constant(to_b), b.shape))
+
+
+class Maximum(_Extremum):
+    """z = max(a, b) elementwise (NaN if either is NaN);
+    da = dz · ([a > b] + ½[a = b]),  db = dz · ([b > a] + ½[a = b])"""
+    kernel = "maximum"
+    wins = "gt"
+
+
+class Minimum(_Extremum):
+    """z = min(a, b) elementwise (NaN if either is NaN);
+    da = dz · ([a < b] + ½[a = b]),  db = dz · ([b < a] + ½[a = b])"""
+    kernel = "minimum"
+    wins = "lt"
+
+
+class Clamp(Operation):
+    """y = min(max(x, low), high) for scalar bounds (either may be None; all of y is high
+    when low > high, as torch.clamp);  dx = dy · [low <= x <= high]"""
+    saves = (0,)
+
+    def __init__(self, low=None, high=None):
+        self.low, self.high = low, high
+
+    def forward(self, x):
+        bk = self.backend
+        y = x if self.low is None else bk.binary("maximum", x, self.low)
+        return y if self.high is None else bk.binary("minimum", y, self.high)
+
+    def backward(self, grad):
+        return (grad * self.constant(_inside(self.backend, self.inputs[0].data, self.low,
+                                             self.high, grad.dtype)),)
+
+
+def _inside(bk, x, low, high, dtype):
+    """[low <= x <= high] as a float mask (a None bound is no bound)."""
+    mask = bk.full((), 1, dtype)
+    for kind, bound in (("ge", low), ("le", high)):
+        if bound is not None:
+            mask = bk.binary("mul", mask, bk.astype(bk.binary(kind, x, bound), dtype))
+    return mask
+
+
+class ClampTensor(Operation):
+    """y = min(max(x, low), high) with tensor bounds (broadcasting; torch.clamp);
+    dx = dy · [low <= x <= high],  dlow = dy · [x < low] · [low <= high],
+    dhigh = dy · [x > high or low > high]  (each summed to its input's shape)"""
+    saves = (0, 1, 2)
+    promote = True
+
+    def forward(self, x, low, high):
+        self.out_shape = broadcast_shapes(self.name, x.shape, low.shape, high.shape)
+        bk = self.backend
+        return bk.binary("minimum", bk.binary("maximum", x, low), high)
+
+    def backward(self, grad):
+        x, low, high = self.inputs
+        bk = self.backend
+        f = grad.dtype
+        def mask(kind, u, v):
+            return bk.astype(bk.binary(kind, u, v), f)
+        to_x = bk.binary("mul", mask("ge", x.data, low.data), mask("le", x.data, high.data))
+        to_low = bk.binary("mul", mask("lt", x.data, low.data), mask("le", low.data, high.data))
+        to_high = bk.binary("maximum", mask("gt", x.data, high.data),
+                            mask("gt", low.data, high.data))
+        return (sum_to_shape(grad * self.constant(to_x), x.shape),
+                sum_to_shape(grad * self.constant(to_low), low.shape),
+                sum_to_shape(grad * self.constant(to_high), high.shape))
+
+
+class Clone(Operation):
+    """y = a copy of x with storage of its own;  dx = dy"""
+    saves = ()
+
+    def forward(self, x):
+        return self.backend.copy(x)
+
+    def backward(self, grad):
+        return (grad,)
+
+
 class _Unary(Operation):
     kernel = None
 
@@ -120,6 +232,7 @@ class _Unary(Operation):
 
 class Neg(_Unary):
     """y = -x;  dx = -dy"""
+    saves = ()
     kernel = "neg"
 
     def forward(self, x):
@@ -134,6 +247,7 @@ class Neg(_Unary):
 
 class Exp(_Unary):
     """y = exp(x);  dx = dy · y"""
+    saves = ("output",)
     kernel = "exp"
 
     def backward(self, grad):
@@ -142,6 +256,7 @@ class Exp(_Unary):
 
 class Log(_Unary):
     """y = log(x);  dx = dy / x"""
+    saves = (0,)
     kernel = "log"
 
     def backward(self, grad):
@@ -150,6 +265,7 @@ class Log(_Unary):
 
 class LogWithEpsilon(Operation):
     """y = log(x + eps);  dx = dy / (x + eps)"""
+    saves = (0,)
 
     def __init__(self, eps):
         self.eps = weak_scalar(eps)
@@ -163,6 +279,7 @@ class LogWithEpsilon(Operation):
 
 class Sin(_Unary):
     """y = sin(x);  dx = dy · cos(x)"""
+    saves = (0,)
     kernel = "sin"
 
     def backward(self, grad):
@@ -171,6 +288,7 @@ class Sin(_Unary):
 
 class Cos(_Unary):
     """y = cos(x);  dx = -dy · sin(x)"""
+    saves = (0,)
     kernel = "cos"
 
     def backward(self, grad):
@@ -179,6 +297,7 @@ class Cos(_Unary):
 
 class Sqrt(_Unary):
     """y = √x;  dx = dy / (2y)"""
+    saves = ("output",)
     kernel = "sqrt"
 
     def backward(self, grad):
@@ -187,6 +306,7 @@ class Sqrt(_Unary):
 
 class Rsqrt(_Unary):
     """y = 1/√x;  dx = -dy · y³ / 2"""
+    saves = ("output",)
     kernel = "rsqrt"
 
     def backward(self, grad):
@@ -196,6 +316,7 @@ class Rsqrt(_Unary):
 
 class Abs(_Unary):
     """y = |x|;  dx = dy · sign(x)"""
+    saves = (0,)
     kernel = "abs"
 
     def backward(self, grad):
@@ -204,16 +325,18 @@ class Abs(_Unary):
 
 class ReLU(_Unary):
     """y = max(x, 0);  dx = dy · [x > 0]"""
+    saves = ("output",)
     kernel = "relu"
 
     def backward(self, grad):
-        x = self.inputs[0]
-        mask = self.backend.astype(self.backend.binary("gt", x.data, 0), x.dtype)
+        y = self.output  # y > 0 exactly where x > 0: reading y lets relu_ work in place
+        mask = self.backend.astype(self.backend.binary("gt", y.data, 0), y.dtype)
         return (grad * self.constant(mask),)
 
 
 class Sigmoid(_Unary):
     """y = 1 / (1 + exp(-x));  dx = dy · y · (1 - y)  (SigmoidGrad, one fused kernel)"""
+    saves = ("output",)
     kernel = "sigmoid"
 
     def backward(self, grad):
@@ -222,6 +345,7 @@ class Sigmoid(_Unary):
 
 class Tanh(_Unary):
     """y = tanh(x);  dx = dy · (1 - y²)  (TanhGrad, one fused kernel)"""
+    saves = ("output",)
     kernel = "tanh"
 
     def backward(self, grad):
@@ -230,6 +354,7 @@ class Tanh(_Unary):
 
 class SiLU(_Unary):
     """y = x · σ(x);  dx = dy · σ(x) · (1 + x · (1 - σ(x)))  (SiLUGrad, one fused kernel)"""
+    saves = (0,)
     kernel = "silu"
 
     def backward(self, grad):
@@ -240,6 +365,7 @@ class _ActivationGrad(Operation):
     """g · f'(x) from what the activation saved (y, or x for SiLU) and the incoming
     gradient g, in one backend pass (backend.activation_grad); an op of its own, as
     torch's sigmoid_backward, so that second order works."""
+    saves = (0, 1)
     kernel = None
 
     def forward(self, saved, grad):
@@ -280,6 +406,7 @@ class SiLUGrad(_ActivationGrad):
 class Where(Operation):
     """z = cond ? a : b (cond a constant bool array, all three broadcast);
     da = where(cond, dz, 0), db = where(cond, 0, dz), each summed to its input's shape"""
+    saves = ()
 
     promote = True
 
@@ -299,6 +426,7 @@ class Where(Operation):
 
 class AsType(Operation):
     """y = x converted to another float dtype;  dx = dy converted back"""
+    saves = ()
 
     def __init__(self, dtype):
         self.dtype = dtype
@@ -313,6 +441,7 @@ class AsType(Operation):
 
 class ToBackend(Operation):
     """y = x copied to another backend;  dx = dy copied back"""
+    saves = ()
 
     def __init__(self, target):
         self.target = target

@@ -1,8 +1,9 @@
-"""Gather / scatter ops: Gather, ScatterAdd, Embedding, EmbeddingBackward.
+"""Gather / scatter ops: Gather, ScatterAdd, Scatter, Embedding, EmbeddingBackward.
 
 The backend's kernels check that indices are in range (IndexOutOfRange, which
 Operation re-raises under the op's name); the ops check shapes and dtypes."""
-from opgraph.backends.base import check_axis_indexing, check_index_dtype, check_rows_indexing
+from opgraph.backends.base import (check_axis_indexing, check_index, check_index_dtype,
+                                   check_rows_indexing)
 from opgraph.operation import Operation
 
 from .shape import normalize_axis
@@ -11,6 +12,7 @@ from .shape import normalize_axis
 class Gather(Operation):
     """y[i][j][k] = x[i][index[i][j][k]][k] (dim=1; as torch.gather);
     dx = ScatterAdd(dy) into zeros_like(x) at the same positions (repeats accumulate)"""
+    saves = (1,)
 
     def __init__(self, dim):
         self.dim = dim
@@ -33,6 +35,7 @@ class Gather(Operation):
 
 class ScatterAdd(Operation):
     """y = zeros(shape); y[i][index[i][j][k]][k] += src[i][j][k] (dim=1);  dsrc = gather(dy, dim, index)"""
+    saves = (1,)
 
     def __init__(self, shape, dim):
         self.shape, self.dim = tuple(shape), dim
@@ -44,13 +47,69 @@ class ScatterAdd(Operation):
         return self.backend.scatter_add(self.shape, self.dim, index, src)
 
     def backward(self, grad):
-        index = self.inputs[1]
-        return Gather(self.dim)(grad, index), None
+        src, index = self.inputs
+        return _fit(Gather(self.dim)(grad, index), src.shape), None
+
+
+def _fit(grad, shape):
+    """The gradient of the leading index-shaped window of a larger source: zeros elsewhere
+    (scatter reads only src[:index.shape[0], :index.shape[1], ...], as torch)."""
+    if tuple(grad.shape) == tuple(shape):
+        return grad
+    from .shape import IndexPutAdd
+    return IndexPutAdd(shape, tuple(slice(0, n) for n in grad.shape))(grad)
+
+
+def check_scatter(name, backend, shape, index, src, dim):
+    """Raise unless index fits a scatter of src into a tensor of `shape` along dim (torch's
+    rules) with every entry in range."""
+    check_axis_indexing(name, shape, dim, index, src)
+    check_index(backend, name, index, shape[dim] if len(shape) else 1, dim)
+
+
+def _scatter_key(bk, index, dim):
+    """The advanced key that sends entry [i, j, k] of an index-shaped array to
+    [i, index[i, j, k], k] (dim=1): index along dim, broadcast aranges elsewhere."""
+    nd = len(index.shape)
+    return tuple(index if d == dim else bk.reshape(bk.arange(n, "int64"),
+                                                   (1,) * d + (n,) + (1,) * (nd - d - 1))
+                 for d, n in enumerate(index.shape))
+
+
+class Scatter(Operation):
+    """y = x, then y[i][index[i][j][k]][k] = src[i][j][k] (dim=1; torch.scatter out of
+    place; with repeated positions one of the values lands, as torch);
+    dx = dy with the written positions zeroed,  dsrc = gather(dy, dim, index)"""
+    saves = (1,)
+
+    def __init__(self, dim):
+        self.dim = dim
+
+    def forward(self, x, index, src):
+        self.dim = normalize_axis(self.name, self.dim, len(x.shape))
+        check_scatter(self.name, self.backend, x.shape, index, src, self.dim)
+        bk = self.backend
+        out = bk.copy(x)
+        if not x.shape:  # 0-d: the one element is replaced
+            bk.setitem(out, Ellipsis, src)
+            return out
+        window = tuple(slice(0, n) for n in index.shape)
+        bk.setitem(out, _scatter_key(bk, index, self.dim), bk.getitem(src, window))
+        return out
+
+    def backward(self, grad):
+        x, index, src = self.inputs
+        if not x.shape:
+            return grad * 0, None, grad
+        zeros = self.constant(self.backend.zeros(index.shape, grad.dtype))
+        return (Scatter(self.dim)(grad, index, zeros), None,
+                _fit(Gather(self.dim)(grad, index), src.shape))
 
 
 class Embedding(Operation):
     """y[..., :] = weight[indices[...], :];
     dweight = zeros_like(weight) with dy[...] added to row indices[...] (repeats accumulate)"""
+    saves = (1,)
 
     def forward(self, weight, indices):
         if len(weight.shape) != 2:
@@ -67,6 +126,7 @@ class Embedding(Operation):
 
 class EmbeddingBackward(Operation):
     """y = zeros((num_rows, d)); y[indices[...]] += src[...];  dsrc = dy[indices] (Embedding)"""
+    saves = (1,)
 
     def __init__(self, num_rows):
         self.num_rows = num_rows

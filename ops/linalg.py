@@ -1,6 +1,7 @@
 """Matrix products."""
 from opgraph.operation import Operation
 
+from .elementwise import crossed_saves
 from .shape import Transpose, broadcast_shapes, sum_to_shape
 
 
@@ -13,6 +14,7 @@ def _swap_last(t):
 class MatMul(Operation):
     """C = A @ B for A (n, k), B (k, m);  dA = dC @ Bᵀ, dB = Aᵀ @ dC"""
     promote = True
+    saves = property(crossed_saves)
 
     def forward(self, a, b):
         if len(a.shape) != 2 or len(b.shape) != 2:
@@ -32,6 +34,7 @@ class BatchMatMul(Operation):
     """C[..., :, :] = A[..., :, :] @ B[..., :, :] with broadcast batch dims;
     dA = sum_to_shape(dC @ Bᵀ), dB = sum_to_shape(Aᵀ @ dC) (ᵀ swaps the last two axes)"""
     promote = True
+    saves = property(crossed_saves)
 
     def forward(self, a, b):
         if len(a.shape) < 2 or len(b.shape) < 2:

@@ -8,6 +8,7 @@ from opgraph.backends.base import check_index_dtype
 
 class Softmax(Operation):
     """y = exp(x - max) / Σ exp(x - max) along dim;  dx = y · (dy - Σ(dy · y) along dim)"""
+    saves = ("output",)
 
     def __init__(self, dim=-1):
         self.dim = dim
@@ -25,6 +26,7 @@ class Softmax(Operation):
 
 class LogSoftmax(Operation):
     """y = x - max - log Σ exp(x - max) along dim;  dx = dy - exp(y) · Σ dy along dim"""
+    saves = ("output",)
 
     def __init__(self, dim=-1):
         self.dim = dim
@@ -45,6 +47,7 @@ class CrossEntropy(Operation):
     logits (N, C), int targets (N,), m_n = max_c logits[n, c]  (one fused kernel, stable;
     NaN for an empty batch, as torch);
     dlogits = dloss · (softmax(logits) - onehot(targets)) / N  (CrossEntropyGrad)"""
+    saves = (0, 1)
 
     def forward(self, logits, targets):
         if len(logits.shape) != 2:
@@ -69,6 +72,7 @@ class CrossEntropyGrad(Operation):
     still differentiable (second order): with p = softmax(logits), s = dloss / N,
     y = s · (p - onehot(targets));
     dlogits = s · p · (dy - Σ_c dy · p),  d(dloss) = Σ dy · (p - onehot) / N"""
+    saves = (0, 1)
 
     def __init__(self, targets, top, logsum):
         self.targets, self.top, self.logsum = targets, top, logsum

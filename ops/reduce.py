@@ -22,6 +22,7 @@ def _kept_shape(shape, axes):
 
 class SumDim(Operation):
     """y = Σ x over dims (all when None);  dx = dy broadcast back to x.shape"""
+    saves = ()
 
     def __init__(self, dims=None, keepdim=False):
         self.dims, self.keepdim = dims, check_flag(f"{self.name} ({self.name[:-3].lower()})",
@@ -40,6 +41,7 @@ class SumDim(Operation):
 class MeanDim(Operation):
     """y = Σ x over dims / count (NaN for an empty reduction, as torch);
     dx = dy / count broadcast back to x.shape"""
+    saves = ()
 
     def __init__(self, dims=None, keepdim=False):
         self.dims, self.keepdim = dims, check_flag(f"{self.name} ({self.name[:-3].lower()})",
@@ -63,24 +65,38 @@ class MeanDim(Operation):
 
 class MaxDim(Operation):
     """y = max of x along dim;  dx = dy at the first maximum of each slice, 0 elsewhere"""
+    saves = ()
+    kind = "max"
 
     def __init__(self, dim, keepdim=False):
-        self.dim, self.keepdim = dim, check_flag(f"{self.name} (max)", "keepdim", keepdim)
+        self.dim, self.keepdim = dim, check_flag(f"{self.name} ({self.kind})", "keepdim", keepdim)
 
     def forward(self, x):
         self.dim = normalize_axis(self.name, self.dim, len(x.shape))
         if x.shape and x.shape[self.dim] == 0:
-            raise DimError(f"{self.name}: max over dim {self.dim} of a tensor of shape "
+            raise DimError(f"{self.name}: {self.kind} over dim {self.dim} of a tensor of shape "
                            f"{tuple(x.shape)}, which is empty along that dim")
         self.in_shape = x.shape
-        if not x.shape:  # a 0-d tensor is its own maximum (torch: max(x, 0) of a 0-d x)
-            return self.backend.copy(x)
+        bk = self.backend
+        if not x.shape:  # a 0-d tensor is its own max (torch: max(x, 0) of a 0-d x), at 0
+            self.arg = bk.zeros((), "int64")
+            return bk.copy(x)
         if 0 in x.shape:  # empty elsewhere: an empty result (the kernels need elements)
             out = _kept_shape(x.shape, (self.dim,)) if self.keepdim else \
                 x.shape[:self.dim] + x.shape[self.dim + 1:]
-            return self.backend.zeros(out, x.dtype)
-        self.arg = self.backend.argmax(x, self.dim, keepdims=True)
-        return self.backend.max(x, self.dim, self.keepdim)
+            self.arg = bk.zeros(_kept_shape(x.shape, (self.dim,)), "int64")
+            return bk.zeros(out, x.dtype)
+        pick = bk.argmax if self.kind == "max" else bk.argmin
+        self.arg = pick(x, self.dim, keepdims=True)
+        best = bk.max if self.kind == "max" else bk.min
+        return best(x, self.dim, self.keepdim)
+
+    @property
+    def indices(self):
+        """The index of the picked element of each slice (int64, shaped like the output)."""
+        if self.keepdim or not self.in_shape:
+            return self.arg
+        return self.backend.reshape(self.arg, self.in_shape[:self.dim] + self.in_shape[self.dim + 1:])
 
     def backward(self, grad):
         from .indexing import ScatterAdd
@@ -90,3 +106,121 @@ class MaxDim(Operation):
             return (self.constant(self.backend.zeros(self.in_shape, grad.dtype)),)
         kept = Reshape(_kept_shape(self.in_shape, (self.dim,)))(grad)
         return (ScatterAdd(self.in_shape, self.dim)(kept, self.constant(self.arg)),)
+
+
+class MinDim(MaxDim):
+    """y = min of x along dim;  dx = dy at the first minimum of each slice, 0 elsewhere"""
+    kind = "min"
+
+
+class AMax(Operation):
+    """y = max of x over dims (all when None), NaN if a slice holds NaN;
+    dx = dy / m at each of the m maxima of a slice (ties share evenly, as torch.amax), 0 elsewhere"""
+    saves = (0,)
+    kind = "max"
+
+    def __init__(self, dims=None, keepdim=False):
+        self.dims, self.keepdim = dims, check_flag(self.name, "keepdim", keepdim)
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        self.axes = _axes(self.name, self.dims, len(x.shape))
+        empty = [a for a in self.axes if x.shape[a] == 0]
+        if empty:
+            raise ValueError(f"{self.name}: {self.kind} over dim {empty[0]} of a tensor of shape "
+                             f"{tuple(x.shape)}, which has no elements along it (no identity)")
+        bk = self.backend
+        best = bk.max if self.kind == "max" else bk.min
+        y = x
+        for a in sorted(self.axes, reverse=True):
+            y = best(y, a, True)
+        self.kept = y
+        if not self.axes:
+            return bk.copy(x)
+        return y if self.keepdim else bk.reshape(y, tuple(
+            n for i, n in enumerate(x.shape) if i not in self.axes))
+
+    def backward(self, grad):
+        bk = self.backend
+        x = self.inputs[0]
+        hit = bk.astype(bk.binary("eq", x.data, self.kept), grad.dtype)
+        share = bk.binary("div", hit, bk.sum(hit, self.axes, True))
+        kept = Reshape(_kept_shape(self.in_shape, self.axes))(grad)
+        return (BroadcastTo(self.in_shape)(kept) * self.constant(share),)
+
+
+class AMin(AMax):
+    """y = min of x over dims (all when None), NaN if a slice holds NaN;
+    dx = dy / m at each of the m minima of a slice (ties share evenly, as torch.amin), 0 elsewhere"""
+    kind = "min"
+
+
+def _count(shape, axes):
+    n = 1
+    for a in axes:
+        n *= shape[a]
+    return n
+
+
+class Var(Operation):
+    """y = Σ (x - mean)² / (N - correction) over dims (all when None), N the number of
+    elements reduced (NaN or inf when N - correction <= 0, as torch.var);
+    dx = dy · 2 (x - mean) / (N - correction)"""
+    saves = (0,)
+
+    def __init__(self, dims=None, correction=1, keepdim=False):
+        self.dims, self.correction = dims, correction
+        self.keepdim = check_flag(self.name, "keepdim", keepdim)
+
+    def forward(self, x):
+        bk = self.backend
+        self.in_shape = x.shape
+        self.axes = _axes(self.name, self.dims, len(x.shape))
+        n = _count(x.shape, self.axes)
+        self.divisor = max(n - self.correction, 0)
+        mean = bk.binary("div", bk.sum(x, self.axes, True), n) if n else bk.sum(x, self.axes, True)
+        dev = bk.binary("sub", x, mean)
+        total = bk.sum(bk.binary("mul", dev, dev), self.axes, self.keepdim)
+        if self.divisor == 0:  # 0/0 is NaN, anything else / 0 is inf (NumPy would warn)
+            inf, nan = (bk.full((), v, total.dtype) for v in (float("inf"), float("nan")))
+            return bk.where(bk.binary("gt", total, 0), inf, nan)
+        return bk.binary("div", total, self.divisor)
+
+    def backward(self, grad):
+        x = self.inputs[0]
+        kept = Reshape(_kept_shape(self.in_shape, self.axes))(grad)
+        centred = x - MeanDim(self.axes, True)(x)
+        return (kept * centred * (2.0 / self.divisor if self.divisor else float("inf")),)
+
+
+class LogSumExp(Operation):
+    """y = log Σ exp(x) over dims (all when None), computed as m + log Σ exp(x - m) with
+    m the maximum (stable; -inf for an empty or all -inf slice, as torch.logsumexp);
+    dx = dy · exp(x - y)  (the softmax of x over dims)"""
+    saves = (0, "output")
+
+    def __init__(self, dims=None, keepdim=False):
+        self.dims, self.keepdim = dims, check_flag(self.name, "keepdim", keepdim)
+
+    def forward(self, x):
+        bk = self.backend
+        self.in_shape = x.shape
+        self.axes = _axes(self.name, self.dims, len(x.shape))
+        if _count(x.shape, self.axes) == 0:
+            shape = _kept_shape(x.shape, self.axes) if self.keepdim else tuple(
+                n for i, n in enumerate(x.shape) if i not in self.axes)
+            return bk.full(shape, float("-inf"), x.dtype)
+        top = x
+        for a in sorted(self.axes, reverse=True):
+            top = bk.max(top, a, True)
+        # an infinite maximum would make x - top NaN: shift by 0 there instead
+        top = bk.where(bk.binary("eq", bk.unary("abs", top), float("inf")), 0, top)
+        total = bk.sum(bk.unary("exp", bk.binary("sub", x, top)), self.axes, True)
+        y = bk.binary("add", bk.unary("log", total), top)
+        return y if self.keepdim else bk.reshape(y, tuple(
+            n for i, n in enumerate(x.shape) if i not in self.axes))
+
+    def backward(self, grad):
+        x = self.inputs[0]
+        shape = _kept_shape(self.in_shape, self.axes)
+        return (Reshape(shape)(grad) * (x - Reshape(shape)(self.output)).exp(),)

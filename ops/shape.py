@@ -1,6 +1,7 @@
-"""Shape ops: Reshape, Transpose, BroadcastTo, Index, IndexPutAdd, Cat, Chunk; and the
-shape helpers every op family uses (broadcasting, dim normalisation, permutations)."""
+"""Shape ops: Reshape, Transpose, BroadcastTo, Index, IndexPutAdd, SetItem, Cat, Chunk, Split;
+and the shape helpers every op family uses (broadcasting, dim normalisation, permutations)."""
 import math
+import numbers
 
 from opgraph.backends.base import IndexOutOfRange
 from opgraph.operation import MultiOutputOperation, Operation
@@ -67,8 +68,23 @@ def sum_to_shape(grad, shape):
     return summed if summed.shape == shape else Reshape(shape)(summed)
 
 
+class _View(Operation):
+    """An op whose result is a view of its input in torch (transpose, basic indexing, expand).
+    The result remembers its base (`_view_of`), so that an in-place write into it reaches
+    the base on every backend, also where the backend's op copies (see opgraph.inplace)."""
+
+    def _wrap(self, array, inputs):
+        out = super()._wrap(array, inputs)
+        if self.is_view:
+            out._view_of = (inputs[0], self)
+        return out
+
+    is_view = True
+
+
 class Reshape(Operation):
     """y = x viewed with a new shape (one -1 allowed);  dx = reshape(dy, x.shape)"""
+    saves = ()
 
     def __init__(self, shape):
         self.shape = tuple(shape)
@@ -106,8 +122,9 @@ def _resolve_shape(name, old, new):
     return new
 
 
-class Transpose(Operation):
+class Transpose(_View):
     """y = x with axes permuted: y.shape[i] = x.shape[axes[i]];  dx = transpose(dy, argsort(axes))"""
+    saves = ()
 
     def __init__(self, axes):
         self.axes = tuple(axes)
@@ -125,8 +142,9 @@ class Transpose(Operation):
         return (Transpose(inverse_permutation(self.axes))(grad),)
 
 
-class BroadcastTo(Operation):
+class BroadcastTo(_View):
     """y = x broadcast to `shape` (NumPy rules);  dx = dy summed over the broadcast axes"""
+    saves = ()
 
     def __init__(self, shape):
         self.shape = tuple(shape)
@@ -147,12 +165,19 @@ class BroadcastTo(Operation):
         return (sum_to_shape(grad, self.in_shape),)
 
 
-class Index(Operation):
+class Index(_View):
     """y = x[key] (ints, slices, None, Ellipsis, integer arrays);
     dx = zeros_like(x) with dy added at [key] (IndexPutAdd; repeated indices accumulate)"""
+    saves = ()
 
     def __init__(self, key):
         self.key = key
+
+    @property
+    def is_view(self):  # advanced (array) keys copy, in torch and NumPy alike
+        parts = self.key if isinstance(self.key, tuple) else (self.key,)
+        return all(k is None or k is Ellipsis or isinstance(k, slice)
+                   or isinstance(k, numbers.Integral) and not isinstance(k, bool) for k in parts)
 
     def forward(self, x):
         self.in_shape = x.shape
@@ -170,6 +195,7 @@ class Index(Operation):
 
 class IndexPutAdd(Operation):
     """y = zeros(shape) with x added at [key];  dx = dy[key] (Index)"""
+    saves = ()
 
     def __init__(self, shape, key):
         self.shape, self.key = tuple(shape), key
@@ -181,6 +207,35 @@ class IndexPutAdd(Operation):
         return (Index(self.key)(grad),)
 
 
+class SetItem(Operation):
+    """y = x with y[key] = v (v broadcast to x[key] and cast to x's dtype; the out-of-place
+    form of x[key] = v);  dx = dy with dy[key] = 0,  dv = dy[key] summed to v's shape"""
+    saves = ()
+
+    def __init__(self, key):
+        self.key = key
+
+    def forward(self, x, v):
+        bk = self.backend
+        try:
+            target = bk.getitem(x, self.key) if self.key is not Ellipsis else x
+        except (IndexError, TypeError, ValueError) as e:
+            raise IndexError(f"{self.name}: key {_describe(self.key)} is invalid for a tensor of "
+                             f"shape {tuple(x.shape)}: {e}") from None
+        self.target_shape = tuple(target.shape)
+        if broadcast_shapes(self.name, v.shape, self.target_shape) != self.target_shape:
+            raise ValueError(f"{self.name}: a value of shape {tuple(v.shape)} cannot be written "
+                             f"into x{_describe(self.key)}, which has shape {self.target_shape}")
+        out = bk.copy(x)
+        bk.setitem(out, self.key, v)
+        return out
+
+    def backward(self, grad):
+        x, v = self.inputs
+        zero = self.constant(self.backend.zeros((), grad.dtype))
+        return SetItem(self.key)(grad, zero), sum_to_shape(Index(self.key)(grad), v.shape)
+
+
 def _describe(key):
     parts = key if isinstance(key, tuple) else (key,)
     return "[" + ", ".join(f"array{tuple(k.shape)}" if hasattr(k, "shape") else repr(k)
@@ -189,6 +244,7 @@ def _describe(key):
 
 class Cat(Operation):
     """y = concatenate(xs, dim);  dx_i = dy[..., offset_i : offset_i + n_i, ...] along dim"""
+    saves = ()
 
     promote = True
 
@@ -225,6 +281,7 @@ class Chunk(MultiOutputOperation):
     """ys = x split into n chunks of size ceil(len/n) along dim (the last one smaller, as torch;
     n empty chunks of an empty dim);
     dx = cat(dy_i, dim) with zeros for the chunks whose gradient is unused"""
+    saves = ()
 
     def __init__(self, n, dim=0):
         if isinstance(n, bool) or not hasattr(n, "__index__"):
@@ -249,11 +306,39 @@ class Chunk(MultiOutputOperation):
         return self.backend.split(x, self.sizes, self.dim)
 
     def backward_multi(self, grads):
-        pieces = []
-        for g, n in zip(grads, self.sizes):
-            if g is None:
-                shape = self.in_shape[:self.dim] + (n,) + self.in_shape[self.dim + 1:]
-                dtype = next(x for x in grads if x is not None).dtype
-                g = self.constant(self.backend.zeros(shape, dtype))
-            pieces.append(g)
-        return (Cat(self.dim)(*pieces),)
+        return _join_pieces(self, grads)
+
+
+def _join_pieces(op, grads):
+    """The gradient of a split: the pieces' gradients concatenated, zeros for unused ones."""
+    pieces = []
+    for g, n in zip(grads, op.sizes):
+        if g is None:
+            shape = op.in_shape[:op.dim] + (n,) + op.in_shape[op.dim + 1:]
+            dtype = next(x for x in grads if x is not None).dtype
+            g = op.constant(op.backend.zeros(shape, dtype))
+        pieces.append(g)
+    return (Cat(op.dim)(*pieces),)
+
+
+class Split(MultiOutputOperation):
+    """ys = x cut along dim into consecutive pieces of the given sizes (torch.split);
+    dx = cat(dy_i, dim) with zeros for the pieces whose gradient is unused"""
+    saves = ()
+
+    def __init__(self, sizes, dim=0):
+        self.sizes, self.dim = [int(n) for n in sizes], dim
+
+    def forward(self, x):
+        self.dim = normalize_axis(self.name, self.dim, len(x.shape))
+        if not x.shape:
+            raise ValueError(f"{self.name}: cannot split a 0-d tensor")
+        if sum(self.sizes) != x.shape[self.dim] or any(n < 0 for n in self.sizes):
+            raise ValueError(f"{self.name}: sizes {self.sizes} must be non-negative and add up to "
+                             f"{x.shape[self.dim]}, the length of dim {self.dim} of shape "
+                             f"{tuple(x.shape)}")
+        self.in_shape = x.shape
+        return self.backend.split(x, self.sizes, self.dim)
+
+    def backward_multi(self, grads):
+        return _join_pieces(self, grads)

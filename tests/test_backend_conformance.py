@@ -746,6 +746,69 @@ def test_max_pool2d_with_pairs(backend, rng, kernel, stride):
     same(backend, idx, want_idx, exact=True)
 
 
+
+@pytest.mark.parametrize("dtype", DTYPES + [np.int64])
+@pytest.mark.parametrize("axis,keepdims", [(0, False), (1, True), (-1, False)])
+def test_argmin_first_minimum(backend, rng, dtype, axis, keepdims):
+    x = ints(rng, (4, 6, 5), dtype)
+    want = REF.argmin(x, axis, keepdims)
+    assert want.dtype == np.int64
+    same(backend, backend.argmin(put(backend, x, "transposed"), axis, keepdims), want, exact=True)
+    first = np.argmax(x == np.min(x, axis=axis, keepdims=True), axis=axis)
+    np.testing.assert_array_equal(get(backend, backend.argmin(backend.asarray(x), axis)), first)
+
+
+# (key, values shape) for setitem; values broadcast to x[key]
+SET_KEYS = {
+    "all": ((Ellipsis,), (5, 2)),
+    "int": ((1,), ()),
+    "slices": ((slice(None, None, 2), slice(1, 3)), (2, 2)),
+    "negative_step": ((slice(None), slice(None, None, -1)), (1, 2)),
+    "array": ((np.array([2, 0]),), (5, 2)),
+    "two_arrays": ((np.array([0, 2, 1]), np.array([1, 3, 4])), (3, 2)),
+    "slice_then_array": ((slice(None), np.array([4, 0])), (2,)),
+}
+
+
+@pytest.mark.parametrize("name", list(SET_KEYS))
+@pytest.mark.parametrize("dtype", DTYPES + [np.int64])
+def test_setitem_writes_in_place(backend, rng, name, dtype):
+    key, vshape = SET_KEYS[name]
+    x = ints(rng, (3, 5, 2), dtype, high=9)
+    values = ints(rng, vshape, np.float64, high=9) + 10  # cast to the array's dtype
+    a = backend.asarray(x)
+    alias = backend.reshape(a, (30,))  # shares a's memory on every backend
+    assert backend.setitem(a, key, put(backend, values)) is None
+    want = x.copy()
+    want[key] = values
+    same(backend, a, want, exact=True)
+    same(backend, alias, want.reshape(30), exact=True)
+    assert backend.storage(alias) is backend.storage(a)
+    backend.setitem(a, key, 7)  # a Python scalar
+    want[key] = 7
+    same(backend, a, want, exact=True)
+
+
+def test_storage_tells_shared_memory_apart(backend, rng):
+    a = backend.asarray(normal(rng, (2, 3), np.float32))
+    b = backend.copy(a)
+    assert backend.storage(a) is backend.storage(a)
+    assert backend.storage(backend.reshape(a, (3, 2))) is backend.storage(a)
+    assert backend.storage(b) is not backend.storage(a)
+
+
+@pytest.mark.parametrize("dtype", [np.bool_, np.float32, np.int64])
+def test_nonzero(backend, rng, dtype):
+    x = ints(rng, (3, 4, 2), dtype, high=2)
+    got = backend.nonzero(put(backend, x, "transposed"))
+    want = np.nonzero(x)
+    assert len(got) == len(want) == 3
+    for g, w in zip(got, want):
+        same(backend, g, w.astype(np.int64), exact=True)
+    empty = backend.nonzero(backend.asarray(np.zeros((2, 3), dtype)))
+    assert [tuple(get(backend, e).shape) for e in empty] == [(0,), (0,)]
+
+
 # ------------------------------------------------- coverage of the interface
 def test_every_backend_method_is_covered():
     """Adding a kernel to Backend without a conformance test here fails."""

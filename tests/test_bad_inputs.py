@@ -345,6 +345,187 @@ BAD_INPUTS = {
         (lambda: og.gradgradcheck(lambda a: a, "a"), TypeError, r"gradgradcheck: inputs must be a list"),
         (lambda: og.gradgradcheck(None, [X()]), TypeError, r"gradgradcheck: fn must be callable"),
     ],
+    # ---- the torch-style Tensor API: reductions, clamping, shapes, indexing
+    "min": [
+        (lambda: og.min(X(), 5), DIM, r"MinDim: dim 5 is out of range"),
+        (lambda: og.min(og.zeros(0)), DIM, r"min: of an empty tensor of shape \(0,\)"),
+        (lambda: og.min(X(), 0, keepdim="a"), TypeError, r"MinDim \(min\): keepdim must be a bool"),
+    ],
+    "argmin": [
+        (lambda: og.argmin(X(), 5), DIM, r"argmin: dim 5 is out of range"),
+        (lambda: og.argmin(og.zeros(0)), DIM, r"argmin: of an empty tensor of shape \(0,\)"),
+    ],
+    "amax": [
+        (lambda: og.amax(X(), 5), DIM, r"AMax: dim 5 is out of range"),
+        (lambda: og.amax(og.zeros(0, 2), 0), ValueError, r"AMax: max over dim 0 of a tensor of "
+                                                         r"shape \(0, 2\)"),
+        (lambda: og.amax(X(), (0, 0)), ValueError, r"AMax: repeated dim in \(0, 0\)"),
+    ],
+    "amin": [(lambda: og.amin(X(), -3), DIM, r"AMin: dim -3 is out of range")],
+    "maximum": [
+        (lambda: og.maximum(X(), X(4)), ValueError, r"Maximum: shapes \(2, 3\) and \(4,\)"),
+        (lambda: og.maximum(X(), "a"), TypeError, r"Maximum: expected a Tensor.*got str"),
+    ],
+    "minimum": [(lambda: og.minimum(X(3), X(4)), ValueError, r"Minimum: shapes \(3,\) and \(4,\)")],
+    "clamp": [
+        (lambda: og.clamp(X()), ValueError, r"clamp: at least one of min and max"),
+        (lambda: og.clamp(X(), "a"), TypeError, r"clamp: min must be a number.*str"),
+        (lambda: og.clamp(X(), X(4)), ValueError, r"ClampTensor: shapes \(2, 3\) and \(4,\)"),
+    ],
+    "clip": [(lambda: og.clip(X(), max=[1]), TypeError, r"clamp: max must be a number.*list")],
+    "var": [
+        (lambda: og.var(I()), TypeError, r"var: needs a floating-point tensor, got dtype int64"),
+        (lambda: og.var(X(), 5), DIM, r"Var: dim 5 is out of range"),
+        (lambda: og.var(X(), unbiased=True, correction=0), TypeError, r"var: give unbiased or "
+                                                                      r"correction, not both"),
+        (lambda: og.var(X(), correction="a"), TypeError, r"var: correction must be a number"),
+        (lambda: og.var(X(), 0, keepdim=2), TypeError, r"Var: keepdim must be a bool"),
+    ],
+    "std": [(lambda: og.std(I()), TypeError, r"var: needs a floating-point tensor")],
+    "logsumexp": [
+        (lambda: og.logsumexp(I()), TypeError, r"logsumexp: needs a floating-point tensor"),
+        (lambda: og.logsumexp(X(), 4), DIM, r"LogSumExp: dim 4 is out of range"),
+    ],
+    "masked_fill": [
+        (lambda: og.masked_fill(X(), X(), 0.0), TypeError, r"masked_fill: the mask must be a "
+                                                           r"bool tensor, got dtype float32"),
+        (lambda: og.masked_fill(X(), og.ones(4, dtype=og.bool), 0.0), ValueError,
+         r"masked_fill: shapes \(4,\) and \(2, 3\)"),
+        (lambda: og.masked_fill(X(), X() > 0, X()), ValueError, r"masked_fill: only supports a "
+                                                                r"0-d tensor"),
+    ],
+    "expand": [
+        (lambda: X().expand(3), ValueError, r"expand: the number of sizes \(1\) must be at least"),
+        (lambda: X().expand(-1, -1, 3), ValueError, r"expand: -1 is not allowed for a new "
+                                                    r"leading dim"),
+        (lambda: X().expand(4, 3), ValueError, r"BroadcastTo: shapes \(2, 3\) and \(4, 3\)"),
+    ],
+    "split": [
+        (lambda: og.split(X(), 0), ValueError, r"split: split_size must be a positive int, got 0"),
+        (lambda: og.split(X(), [1, 3]), ValueError, r"Split: sizes \[1, 3\] must .* add up to 2"),
+        (lambda: og.split(X(), 1, 5), DIM, r"Split: dim 5 is out of range"),
+    ],
+    "index_select": [
+        (lambda: og.index_select(X(), 0, I(5)), ValueError, r"IndexSelect: index out of range"),
+        (lambda: og.index_select(X(), 0, og.tensor([[0]])), ValueError, r"index_select: index "
+                                                                        r"must be 1-D or 0-d"),
+        (lambda: og.index_select(X(), 0, og.tensor([0.5])), TypeError, r"IndexSelect: indices "
+                                                                       r"must be integers"),
+    ],
+    "scatter": [
+        (lambda: og.scatter(X(), 1, og.tensor([[0], [0], [0]]), 1.0), ValueError,
+         r"Scatter: index of shape \(3, 1\) does not fit shape \(2, 3\)"),
+        (lambda: og.scatter(X(), 1, og.tensor([[3]]), 1.0), ValueError, r"Scatter: index out of "
+                                                                        r"range"),
+        (lambda: og.scatter(X(), 1, og.tensor([[0]])), TypeError, r"scatter: give exactly one "
+                                                                  r"of src and value"),
+        (lambda: og.scatter(X(), 1, og.tensor([[0]]), og.ones(1, 1, dtype=og.float64)),
+         TypeError, r"scatter: src must be a tensor of the input's dtype float32, got float64"),
+    ],
+    "scatter_add": [
+        (lambda: og.scatter_add(X(), 1, og.tensor([[7]]), X()), ValueError, r"ScatterAdd: index "
+                                                                            r"out of range"),
+        (lambda: og.scatter_add(X(), 1, og.tensor([[0]]), 2.0), TypeError, r"scatter_add: src "
+                                                                           r"must be a tensor"),
+    ],
+    "mm": [
+        (lambda: og.mm(X(), X(3)), ValueError, r"mm: expects two 2-D tensors, got \(2, 3\) and "
+                                               r"\(3,\)"),
+        (lambda: og.mm(X(), X()), ValueError, r"MatMul: shapes \(2, 3\) and \(2, 3\) are not "
+                                              r"aligned"),
+    ],
+    "t": [(lambda: og.t(X(2, 2, 2)), ValueError, r"t: expects a tensor with <= 2 dims, but it "
+                                                  r"has 3")],
+    "clone": [(lambda: og.clone("a"), TypeError, r"clone: expected a Tensor.*got str")],
+    "to": [
+        (lambda: X().to("nope"), ValueError, r"unknown backend 'nope'"),
+        (lambda: X().to(3.5), TypeError, r"astype: 3.5 is not a dtype"),
+        (lambda: X().to("numpy", "cuda"), TypeError, r"to: unexpected argument 'cuda'"),
+    ],
+    # ---- in-place methods (and x[key] = value)
+    **{name: [(lambda name=name: getattr(og.randn(2, 3, requires_grad=True), name)(), RuntimeError,
+               rf"{name}: a leaf tensor that requires grad \(shape \(2, 3\)\) is being used "
+               r"in an in-place operation")]
+       for name in ("neg_", "exp_", "sqrt_", "rsqrt_", "relu_", "sigmoid_", "tanh_", "abs_",
+                    "log_", "sin_", "cos_", "zero_")},
+    "add_": [
+        (lambda: X().add_("a"), TypeError, r"Add: expected a Tensor.*got str"),
+        (lambda: X().add_(X(3, 2)), ValueError, r"Add: shapes \(2, 3\) and \(3, 2\)"),
+        (lambda: I().add_(0.5), RuntimeError, r"add_: result type float32 can't be cast to the "
+                                              r"desired output type int64"),
+        (lambda: X().add_(X(2, 2, 3)), RuntimeError, r"add_: output with shape \[2, 3\] doesn't "
+                                                     r"match the broadcast shape \[2, 2, 3\]"),
+        (lambda: X()[:1].expand(3, 3).add_(1), RuntimeError, r"add_: unsupported operation.*"
+                                                             r"expanded"),
+    ],
+    "sub_": [(lambda: X().sub_(X(4)), ValueError, r"Sub: shapes \(2, 3\) and \(4,\)")],
+    "mul_": [(lambda: X().mul_(None), TypeError, r"Mul: expected a Tensor.*NoneType")],
+    "div_": [(lambda: I().div_(2), RuntimeError, r"div_: result type float64 can't be cast to "
+                                                 r"the desired output type int64")],
+    "pow_": [(lambda: X().pow_("a"), TypeError, r"Pow: exponent must be a number or a tensor")],
+    "clamp_": [
+        (lambda: X().clamp_(), ValueError, r"clamp: at least one of min and max"),
+        (lambda: X().clamp_("a"), TypeError, r"clamp: min must be a number"),
+    ],
+    "clip_": [(lambda: X().clip_(), ValueError, r"clamp: at least one of min and max")],
+    "fill_": [
+        (lambda: X().fill_(X()), RuntimeError, r"fill_: only supports a number or a 0-d tensor"),
+        (lambda: X().fill_("a"), TypeError, r"expected a number, an array or a Tensor, got str"),
+    ],
+    "copy_": [
+        (lambda: X().copy_(X(4)), RuntimeError, r"copy_: the source of shape \(4,\) cannot be "
+                                                r"broadcast to the destination's shape \(2, 3\)"),
+        (lambda: X().copy_("abc"), TypeError, r"expected a number, an array or a Tensor, got str"),
+    ],
+    "masked_fill_": [
+        (lambda: X().masked_fill_(X(), 0.0), TypeError, r"masked_fill: the mask must be a bool"),
+        (lambda: X().masked_fill_(X() > 0, X()), ValueError, r"masked_fill: only supports a 0-d"),
+    ],
+    "addcmul_": [(lambda: X().addcmul_(X(4), X(4)), ValueError, r"Add: shapes \(2, 3\) and \(4,\)")],
+    "addcdiv_": [(lambda: X().addcdiv_(X(), "a"), TypeError, r"Div: expected a Tensor.*str")],
+    "lerp_": [(lambda: X().lerp_(X(5), 0.5), ValueError, r"Sub: shapes \(5,\) and \(2, 3\)")],
+    "uniform_": [(lambda: I().uniform_(), TypeError, r"uniform_: needs a floating-point tensor")],
+    "normal_": [(lambda: I().normal_(), TypeError, r"normal_: needs a floating-point tensor")],
+    "setitem": [
+        (lambda: X().__setitem__(0, X(5)), RuntimeError, r"setitem: shape mismatch: a value of "
+                                                         r"shape \(5,\) cannot be broadcast"),
+        (lambda: X().__setitem__(5, 1.0), IndexError, r"Index: key \[5\] is invalid"),
+        (lambda: og.randn(2, requires_grad=True).__setitem__(0, 1.0), RuntimeError,
+         r"setitem: a leaf tensor that requires grad"),
+        (lambda: X().__setitem__(og.ones(3, dtype=og.bool), 0.0), IndexError,
+         r"Index: the shape of the mask \[3\] at index 0 does not match"),
+    ],
+    # ---- creation (torch-style)
+    "arange": [
+        (lambda: og.arange(0, 5, 0), ValueError, r"arange: step must be nonzero"),
+        (lambda: og.arange(5, 0), ValueError, r"arange: upper bound and larger bound inconsistent"),
+        (lambda: og.arange("a"), TypeError, r"arange: end must be a number, got str"),
+        (lambda: og.arange(0, float("inf")), ValueError, r"arange: start, end and step must be "
+                                                         r"finite"),
+    ],
+    "linspace": [
+        (lambda: og.linspace(0, 1, -1), ValueError, r"linspace: steps must be a non-negative int"),
+        (lambda: og.linspace(0, 1, 2.5), ValueError, r"linspace: steps must be a non-negative int"),
+        (lambda: og.linspace("a", 1, 3), TypeError, r"linspace: start must be a number"),
+    ],
+    "eye": [
+        (lambda: og.eye(-1), ValueError, r"eye: n must be a non-negative int, got -1"),
+        (lambda: og.eye(2, 2.5), ValueError, r"eye: m must be a non-negative int, got 2.5"),
+    ],
+    "zeros_like": [(lambda: og.zeros_like(np.zeros(2)), TypeError, r"zeros_like: expected a "
+                                                                   r"Tensor, got ndarray")],
+    "ones_like": [(lambda: og.ones_like(3), TypeError, r"ones_like: expected a Tensor, got int")],
+    "full_like": [
+        (lambda: og.full_like(X(), "a"), TypeError, r"full: the fill value must be a number"),
+        (lambda: og.full_like([1], 1), TypeError, r"full_like: expected a Tensor, got list"),
+    ],
+    "randn_like": [(lambda: og.randn_like(I()), TypeError, r"randn_like: random samples need a "
+                                                           r"floating-point dtype, got int64")],
+    "rand_like": [(lambda: og.rand_like("x"), TypeError, r"rand_like: expected a Tensor, got str")],
+    "manual_seed": [
+        (lambda: og.manual_seed(1.5), TypeError, r"manual_seed: seed must be an int, got float"),
+        (lambda: og.manual_seed(2 ** 70), ValueError, r"manual_seed: seed .* is out of range"),
+    ],
     # ---- files
     "save": [
         (lambda: og.save({"a": np.array([{}], dtype=object)}, "unused.npz"), TypeError, r"save: 'a' has dtype object"),

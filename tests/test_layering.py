@@ -6,7 +6,8 @@ from pathlib import Path
 import networkx as nx
 
 ROOT = Path(__file__).resolve().parents[1]
-CORE = {"opgraph.tensor", "opgraph.operation", "opgraph.tape", "opgraph.gradcheck"}
+CORE = {"opgraph.tensor", "opgraph.operation", "opgraph.tape", "opgraph.gradcheck",
+        "opgraph.versions"}
 
 
 def layer(module):

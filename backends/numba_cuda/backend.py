@@ -258,6 +258,9 @@ class NumbaCUDABackend(Backend):
     def argmax(self, a, axis, keepdims=False):
         return self._best("max", a, axis, keepdims, "argmax")[1]
 
+    def argmin(self, a, axis, keepdims=False):
+        return self._best("min", a, axis, keepdims, "argmin")[1]
+
     # ---- layout
     def reshape(self, a, shape):
         a = self._dev(a)
@@ -395,6 +398,26 @@ class NumbaCUDABackend(Backend):
             launch(("gather_flat",), *grid1(pos.size), self._flat(a),
                     self.device.to_device(pos.reshape(-1)), self._flat(out), pos.size)
         return out
+
+    def setitem(self, a, key, values):
+        key = self._host_key(key)
+        shape = tuple(a.shape)
+        if _scalar_like(values):
+            values = self.full((), values, a.dtype)
+        values = self._dev(values)
+        if all(is_basic(k) for k in key):
+            offset, vshape, vstrides = basic_view(shape, key)
+            self._copy_into(values, 0, vshape, bcast_strides(values.shape, vshape),
+                            a, offset, vstrides)
+            return
+        pos = self._flat_positions(shape, key)
+        if pos.size:
+            vals = self.broadcast_to(values, pos.shape)
+            launch(("scatter_set_flat",), *grid1(pos.size), self._flat(a),
+                   self.device.to_device(pos.reshape(-1)), self._flat(vals), pos.size)
+
+    def storage(self, a):
+        return self.device.storage(a)
 
     def index_put_add(self, shape, key, values):
         shape = tuple(int(s) for s in shape)

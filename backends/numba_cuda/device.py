@@ -77,6 +77,16 @@ class Device:
         out[...] = array
         return out
 
+    def storage(self, array):
+        """The object owning a device array's memory (shared by its reshapes): the
+        allocation on a GPU, the wrapped NumPy array's base under the simulator."""
+        if self.simulator:
+            a = array._ary
+            while isinstance(a.base, np.ndarray):
+                a = a.base
+            return a
+        return array.gpu_data
+
     def foreign(self, data):
         """Another library's GPU array (CuPy, PyTorch CUDA tensors) as a zero-copy
         device array; None when `data` is not one (the simulator has no such arrays)."""

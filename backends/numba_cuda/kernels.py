@@ -331,6 +331,16 @@ def _b_scatter_add_flat():
     return scatter_add_flat
 
 
+def _b_scatter_set_flat():
+    def scatter_set_flat(out, idx, vals, n):
+        i = cuda.grid(1)
+        step = cuda.gridsize(1)
+        while i < n:
+            out[idx[i]] = vals[i]
+            i += step
+    return scatter_set_flat
+
+
 # Index kernels skip an index outside its dim and set bad[0]; the host then raises.
 def _b_gather_axis():
     def gather_axis(src, index, out, n, ishape, sstr, saxis, alen, bad):
@@ -538,6 +548,7 @@ BUILDERS = {
     "best_serial": _b_best_serial, "best_block": _b_best_block,
     "softmax_serial": _b_softmax_serial, "softmax_block": _b_softmax_block,
     "gather_flat": _b_gather_flat, "scatter_add_flat": _b_scatter_add_flat,
+    "scatter_set_flat": _b_scatter_set_flat,
     "gather_axis": _b_gather_axis, "scatter_axis": _b_scatter_axis,
     "take_rows": _b_take_rows, "scatter_rows": _b_scatter_rows,
     "tiled": _b_tiled,

@@ -16,17 +16,8 @@ __all__ = ["manual_seed", "calculate_gain", "uniform_", "normal_", "constant_", 
            "ones_", "eye_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",
            "kaiming_normal_", "orthogonal_", "trunc_normal_"]
 
-_state = {"rng": np.random.default_rng()}
-
-
-def manual_seed(seed):
-    """Seed the generator used for default initialisations (and unseeded Dropout)."""
-    _state["rng"] = np.random.default_rng(seed)
-
-
-def generator():
-    """The NumPy generator that initialisations draw from."""
-    return _state["rng"]
+# one generator for everything random (opgraph.manual_seed seeds it, as torch.manual_seed)
+from opgraph.tensor import default_generator as generator, manual_seed  # noqa: E402,F401
 
 
 # ---- what the layers call: host arrays of a dtype
@@ -83,8 +74,10 @@ def _fan(tensor, mode, name):
 
 
 def _write(tensor, host):
-    tensor.data = tensor.backend.asarray(np.asarray(host, dtype=tensor.dtype))
-    return tensor
+    # in place, as torch.nn.init: views and detach() of the tensor see the new values
+    from opgraph.tape import no_grad
+    with no_grad():
+        return tensor.copy_(tensor.backend.asarray(np.asarray(host, dtype=tensor.dtype)))
 
 
 def uniform_(tensor, a=0.0, b=1.0):

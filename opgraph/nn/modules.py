@@ -246,7 +246,7 @@ class Module:
 
     def num_parameters(self):
         """Total number of scalar parameters."""
-        return sum(p.size for p in self.parameters())
+        return sum(p.numel() for p in self.parameters())
 
 
 # ---------------------------------------------------------------------------
