@@ -1,9 +1,10 @@
-"""The Optimizer base class and SGD, Adam, AdamW."""
+"""The Optimizer base class and SGD, Adam, AdamW, RMSprop, Adagrad."""
 import math
 
+from .. import _checks
 from ..tensor import Tensor, weak_scalar
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad"]
 
 
 class Optimizer:
@@ -46,7 +47,18 @@ class Optimizer:
                 else:
                     p.grad = Tensor._make(p.backend.zeros(p.shape, p.dtype), p.backend)
 
-    def step(self):
+    def step(self, closure=None):
+        """One update of every parameter that has a gradient. `closure` (optional, as
+        torch) re-evaluates the model and returns the loss; step returns that loss."""
+        loss = None
+        if closure is not None:
+            from ..tape import enable_grad
+            with enable_grad():
+                loss = closure()
+        self._step()
+        return loss
+
+    def _step(self):
         for group in self.param_groups:
             # NumPy scalars (lr=np.float64(0.1)) as Python numbers, which never promote a
             # float32 parameter; read each step, so values a scheduler sets count too
@@ -151,18 +163,23 @@ class SGD(Optimizer):
     """
 
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0,
-                 nesterov=False):
-        if lr < 0 or momentum < 0 or weight_decay < 0:
-            raise ValueError(f"SGD: lr, momentum and weight_decay must be >= 0, got lr={lr}, "
-                             f"momentum={momentum}, weight_decay={weight_decay}")
+                 nesterov=False, *, maximize=False, foreach=None, differentiable=False,
+                 fused=None):
+        lr = _hyper("SGD", "lr", lr)
+        momentum = _hyper("SGD", "momentum", momentum)
+        dampening = _hyper("SGD", "dampening", dampening, low=None)
+        weight_decay = _hyper("SGD", "weight_decay", weight_decay)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("SGD: nesterov needs momentum > 0 and dampening 0")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
-                                      weight_decay=weight_decay, nesterov=nesterov))
+                                      weight_decay=weight_decay, nesterov=bool(nesterov),
+                                      maximize=bool(maximize)))
 
     def _update(self, p, g, group, state):
         b = p.backend
         wd, mom = group["weight_decay"], group["momentum"]
+        if group.get("maximize"):
+            g = b.unary("neg", g)
         if wd:
             g = b.binary("add", g, b.binary("mul", p.data, wd))
         if mom:
@@ -190,18 +207,21 @@ class Adam(Optimizer):
     _decoupled = False
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 amsgrad=False):
-        if lr < 0 or eps < 0 or weight_decay < 0:
-            raise ValueError(f"{type(self).__name__}: lr, eps and weight_decay must be >= 0")
-        if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
-            raise ValueError(f"{type(self).__name__}: betas must be in [0, 1), got {betas}")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
-                                      weight_decay=weight_decay, amsgrad=amsgrad))
+                 amsgrad=False, *, foreach=None, maximize=False, capturable=False,
+                 differentiable=False, fused=None):
+        name = type(self).__name__
+        lr, eps = _hyper(name, "lr", lr), _hyper(name, "eps", eps)
+        weight_decay = _hyper(name, "weight_decay", weight_decay)
+        betas = _betas(name, betas)
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                      amsgrad=bool(amsgrad), maximize=bool(maximize)))
 
     def _update(self, p, g, group, state):
         b = p.backend
         lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], \
             group["weight_decay"]
+        if group.get("maximize"):
+            g = b.unary("neg", g)
         if wd:
             if self._decoupled:
                 p.data = b.binary("mul", p.data, 1 - lr * wd)
@@ -234,5 +254,121 @@ class AdamW(Adam):
     _decoupled = True
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                 amsgrad=False):
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
+                 amsgrad=False, *, maximize=False, foreach=None, capturable=False,
+                 differentiable=False, fused=None):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)
+
+
+class RMSprop(Optimizer):
+    """RMSprop, as torch.optim.RMSprop:
+
+        g = grad + weight_decay * p
+        v = alpha * v + (1 - alpha) * g * g
+        centered: m = m + (1 - alpha) * (g - m),  avg = sqrt(v - m * m) + eps
+        else:     avg = sqrt(v) + eps
+        momentum > 0: buf = momentum * buf + g / avg,  p = p - lr * buf
+        else:         p = p - lr * g / avg
+    """
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
+                 centered=False, capturable=False, foreach=None, maximize=False,
+                 differentiable=False):
+        lr, alpha = _hyper("RMSprop", "lr", lr), _hyper("RMSprop", "alpha", alpha)
+        eps = _hyper("RMSprop", "eps", eps)
+        weight_decay = _hyper("RMSprop", "weight_decay", weight_decay)
+        momentum = _hyper("RMSprop", "momentum", momentum)
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                                      momentum=momentum, centered=bool(centered),
+                                      maximize=bool(maximize)))
+
+    def _update(self, p, g, group, state):
+        b = p.backend
+        alpha, eps, wd, mom = group["alpha"], group["eps"], group["weight_decay"], \
+            group["momentum"]
+        if group.get("maximize"):
+            g = b.unary("neg", g)
+        if wd:
+            g = b.binary("add", g, b.binary("mul", p.data, wd))
+        if "step" not in state:
+            state["step"] = 0
+            state["square_avg"] = b.zeros(p.shape, p.dtype)
+            if mom > 0:
+                state["momentum_buffer"] = b.zeros(p.shape, p.dtype)
+            if group["centered"]:
+                state["grad_avg"] = b.zeros(p.shape, p.dtype)
+        state["step"] += 1
+        v = b.binary("add", b.binary("mul", state["square_avg"], alpha),
+                     b.binary("mul", b.binary("mul", g, g), 1 - alpha))
+        state["square_avg"] = v
+        if group["centered"]:
+            m = state["grad_avg"]
+            m = b.binary("add", m, b.binary("mul", b.binary("sub", g, m), 1 - alpha))
+            state["grad_avg"] = m
+            avg = b.binary("add", b.unary("sqrt", b.binary("sub", v, b.binary("mul", m, m))),
+                           eps)
+        else:
+            avg = b.binary("add", b.unary("sqrt", v), eps)
+        if mom > 0:
+            buf = state.setdefault("momentum_buffer", b.zeros(p.shape, p.dtype))
+            buf = b.binary("add", b.binary("mul", buf, mom), b.binary("div", g, avg))
+            state["momentum_buffer"] = buf
+            p.data = b.binary("sub", p.data, b.binary("mul", buf, group["lr"]))
+        else:
+            p.data = b.binary("sub", p.data, b.binary("mul", b.binary("div", g, avg),
+                                                      group["lr"]))
+
+
+class Adagrad(Optimizer):
+    """Adagrad, as torch.optim.Adagrad:
+
+        g = grad + weight_decay * p
+        clr = lr / (1 + (t - 1) * lr_decay)          (t = 1, 2, ... the step)
+        s = s + g * g                                 (s starts at initial_accumulator_value)
+        p = p - clr * g / (sqrt(s) + eps)
+    """
+
+    def __init__(self, params, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
+                 initial_accumulator_value=0.0, eps=1e-10, foreach=None, *, maximize=False,
+                 differentiable=False, fused=None):
+        lr = _hyper("Adagrad", "lr", lr)
+        lr_decay = _hyper("Adagrad", "lr_decay", lr_decay)
+        weight_decay = _hyper("Adagrad", "weight_decay", weight_decay)
+        initial = _hyper("Adagrad", "initial_accumulator_value", initial_accumulator_value)
+        eps = _hyper("Adagrad", "eps", eps)
+        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                                      initial_accumulator_value=initial, eps=eps,
+                                      maximize=bool(maximize)))
+        for group in self.param_groups:  # torch creates the state at construction
+            for p in group["params"]:
+                self.state[id(p)] = {"backend": p.backend, "step": 0,
+                                     "sum": p.backend.full(p.shape, group[
+                                         "initial_accumulator_value"], p.dtype)}
+
+    def _update(self, p, g, group, state):
+        b = p.backend
+        if group.get("maximize"):
+            g = b.unary("neg", g)
+        if group["weight_decay"]:
+            g = b.binary("add", g, b.binary("mul", p.data, group["weight_decay"]))
+        if "sum" not in state:
+            state["step"] = 0
+            state["sum"] = b.full(p.shape, group["initial_accumulator_value"], p.dtype)
+        state["step"] += 1
+        clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
+        state["sum"] = b.binary("add", state["sum"], b.binary("mul", g, g))
+        std = b.binary("add", b.unary("sqrt", state["sum"]), group["eps"])
+        p.data = b.binary("sub", p.data, b.binary("mul", b.binary("div", g, std), clr))
+
+
+def _hyper(owner, what, value, low=0.0):
+    """A hyper-parameter as a Python float: NaN, negative (below `low`) and non-numbers
+    are errors naming the optimizer; NumPy scalars become Python numbers, so they never
+    promote float32 parameters."""
+    return _checks.number(owner, what, value, low)
+
+
+def _betas(owner, betas):
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"{owner}: betas must be a pair (beta1, beta2), got {betas!r}")
+    return tuple(_checks.number(owner, f"betas[{i}]", b, 0.0, 1.0, high_open=True)
+                 for i, b in enumerate(betas))
