@@ -220,7 +220,7 @@ class MaxPool2D(Operation):
 
     def backward(self, grad):
         n, c, hp, wp = self.padded_shape
-        g = grad.reshape(n, c, -1)
+        g = grad.reshape(n, c, grad.shape[2] * grad.shape[3])  # no -1: an empty batch works
         dx = Reshape(self.padded_shape)(ScatterAdd((n, c, hp * wp), 2)(g, self.constant(self.idx)))
         if self.padded_shape != self.in_shape:
             (ph, _), (pw, _) = self.pads

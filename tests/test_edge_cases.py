@@ -180,3 +180,17 @@ def test_einsum_with_an_integer_operand_keeps_the_float_dtype(dtype, backend):
     np.testing.assert_allclose(t.numpy(), (np.arange(6.0).reshape(2, 3)[:, :, None]
                                            + np.array([[1, 2], [3, 4], [5, 6]])[None]).max(1))
     assert og.einsum("ij,jk->ik", i.T, i).dtype == np.int64  # no float operand: integers
+
+
+def test_conv_and_pool_of_an_empty_batch(backend):
+    x = og.zeros(0, 2, 5, 5, dtype=np.float64, requires_grad=True, backend=backend)
+    w = og.tensor(np.ones((3, 2, 2, 2)), requires_grad=True, backend=backend)
+    y = og.conv2d(x, w, stride=1, padding=1)
+    assert y.shape == (0, 3, 6, 6)
+    y.sum().backward()
+    assert x.grad.shape == x.shape and (w.grad.numpy() == 0).all()
+    x.grad = None
+    p = og.max_pool2d(x, 2)
+    assert p.shape == (0, 2, 2, 2)
+    p.sum().backward()
+    assert x.grad.shape == x.shape
