@@ -32,20 +32,53 @@ from opgraph.ops import shape as _sh
 
 
 # ---- the machinery
-def update(t, name, compute, operands=(), needs_original=False):
+def update(t, name, compute, operands=(), needs_original=False, kernel=None, cast="same_kind"):
     """Make `t` hold compute(t, *operands), in place, and return t. `needs_original`: the
     ops of `compute` keep their first input for backward (so it gets a copy of the old
-    value while recording)."""
+    value while recording). `kernel(backend, t.data, *arrays)`, when given, computes the
+    same on raw arrays: the fast path outside the graph (an optimizer's step), taken when
+    every operand is a number or a tensor of t's backend that broadcasts to t's shape."""
     if not isinstance(t, Tensor):
         raise TypeError(f"{name}: expected a Tensor, got {type(t).__name__}")
     if _tape.is_recording() and (t.requires_grad or any(
             isinstance(o, Tensor) and o.requires_grad for o in operands)):
         _update_recorded(t, name, compute, operands, needs_original)
-    else:
-        _check_writable(t, name)
-        value = _fitted(t, compute(t, *operands), name)
-        _write(t, Ellipsis, value.data, next(_operation._sequence))
+        return t
+    _check_writable(t, name)
+    arrays = _raw_operands(t, operands) if kernel is not None else None
+    if arrays is not None:
+        value = kernel(t.backend, t.data, *arrays)
+        if tuple(value.shape) == t.shape:
+            _write(t, Ellipsis, _cast_array(t, value, name, cast), next(_operation._sequence))
+            return t
+    value = _fitted(t, compute(t, *operands), name)
+    _write(t, Ellipsis, value.data, next(_operation._sequence))
     return t
+
+
+def _raw_operands(t, operands):
+    """The operands as backend arrays and plain numbers, or None when one needs the
+    general path (conversion, another backend, a shape that does not broadcast to t's)."""
+    arrays = []
+    for o in operands:
+        if isinstance(o, Tensor):
+            if o.backend is not t.backend or not _broadcasts(o.shape, t.shape):
+                return None
+            arrays.append(o.data)
+        elif isinstance(o, (int, float)) and not isinstance(o, bool):
+            arrays.append(o)
+        else:
+            return None
+    return arrays
+
+
+def _cast_array(t, array, name, cast):
+    if array.dtype == t.dtype:
+        return array
+    if cast == "same_kind" and not np.can_cast(array.dtype, t.dtype, casting="same_kind"):
+        raise RuntimeError(f"{name}: result type {array.dtype} can't be cast to the desired "
+                           f"output type {t.dtype}")
+    return t.backend.astype(array, t.dtype)
 
 
 def setitem(t, key, value):
@@ -266,14 +299,27 @@ def _scaled(other, alpha):
     return other if alpha == 1 else F.mul(other, alpha)
 
 
+def _raw_scaled(bk, other, alpha):
+    return other if alpha == 1 else bk.binary("mul", other, alpha)
+
+
+def _filled(bk, a, value):
+    """fill_ and copy_ on raw arrays: the value broadcast to a's shape (cast later)."""
+    if isinstance(value, (int, float)):
+        return bk.full(tuple(a.shape), value, a.dtype)
+    return bk.broadcast_to(value, tuple(a.shape))
+
+
 def add_(x, other, alpha=1):
     """x += alpha · other, in place."""
-    return update(x, "add_", lambda s, o: F.add(s, _scaled(o, alpha)), (other,))
+    return update(x, "add_", lambda s, o: F.add(s, _scaled(o, alpha)), (other,),
+                  kernel=lambda bk, a, o: bk.binary("add", a, _raw_scaled(bk, o, alpha)))
 
 
 def sub_(x, other, alpha=1):
     """x -= alpha · other, in place."""
-    return update(x, "sub_", lambda s, o: F.sub(s, _scaled(o, alpha)), (other,))
+    return update(x, "sub_", lambda s, o: F.sub(s, _scaled(o, alpha)), (other,),
+                  kernel=lambda bk, a, o: bk.binary("sub", a, _raw_scaled(bk, o, alpha)))
 
 
 def _needs_self(other):
@@ -283,12 +329,14 @@ def _needs_self(other):
 
 def mul_(x, other):
     """x *= other, in place."""
-    return update(x, "mul_", F.mul, (other,), needs_original=_needs_self(other))
+    return update(x, "mul_", F.mul, (other,), needs_original=_needs_self(other),
+                  kernel=lambda bk, a, o: bk.binary("mul", a, o))
 
 
 def div_(x, other):
     """x /= other, in place."""
-    return update(x, "div_", F.div, (other,), needs_original=_needs_self(other))
+    return update(x, "div_", F.div, (other,), needs_original=_needs_self(other),
+                  kernel=lambda bk, a, o: bk.binary("div", a, o))
 
 
 def pow_(x, exponent):
@@ -320,7 +368,8 @@ def fill_(x, value, name="fill_"):
     if isinstance(value, Tensor) and value.ndim != 0:
         raise RuntimeError(f"{name}: only supports a number or a 0-d tensor as the value, got "
                            f"a tensor of shape {tuple(value.shape)}")
-    return update(x, name, lambda s, v: _sh.SetItem(Ellipsis)(s, _cast_to(v, s)), (value,))
+    return update(x, name, lambda s, v: _sh.SetItem(Ellipsis)(s, _cast_to(v, s)), (value,),
+                  kernel=_filled, cast="unsafe")
 
 
 def zero_(x):
@@ -354,7 +403,8 @@ def copy_(x, src):
     if not _broadcasts(src.shape, x.shape):
         raise RuntimeError(f"copy_: the source of shape {tuple(src.shape)} cannot be "
                            f"broadcast to the destination's shape {tuple(x.shape)}")
-    return update(x, "copy_", lambda s, v: _sh.SetItem(Ellipsis)(s, _cast_to(v, s)), (src,))
+    return update(x, "copy_", lambda s, v: _sh.SetItem(Ellipsis)(s, _cast_to(v, s)), (src,),
+                  kernel=_filled, cast="unsafe")
 
 
 def masked_fill_(x, mask, value):
@@ -365,13 +415,15 @@ def masked_fill_(x, mask, value):
 def addcmul_(x, tensor1, tensor2, value=1):
     """x += value · tensor1 · tensor2, in place."""
     return update(x, "addcmul_", lambda s, a, b: F.add(s, _scaled(F.mul(a, b), value)),
-                  (tensor1, tensor2))
+                  (tensor1, tensor2), kernel=lambda bk, s, a, b: bk.binary(
+                      "add", s, _raw_scaled(bk, bk.binary("mul", a, b), value)))
 
 
 def addcdiv_(x, tensor1, tensor2, value=1):
     """x += value · tensor1 / tensor2, in place."""
     return update(x, "addcdiv_", lambda s, a, b: F.add(s, _scaled(F.div(a, b), value)),
-                  (tensor1, tensor2))
+                  (tensor1, tensor2), kernel=lambda bk, s, a, b: bk.binary(
+                      "add", s, _raw_scaled(bk, bk.binary("div", a, b), value)))
 
 
 def lerp_(x, end, weight):

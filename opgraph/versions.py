@@ -12,7 +12,8 @@ tensor the op reads was written since.
 Nothing is recorded per op in the forward pass: the check costs one comparison per op
 unless an in-place write happened after the op ran. Which tensors an op reads is its
 `saves` attribute: None (the default, for ops that do not say) means every input and the
-output; otherwise a tuple of input positions and "output".
+output; otherwise a tuple of input positions, "output", and names of attributes holding
+backend arrays the op kept (Where's condition).
 """
 import weakref
 
@@ -63,18 +64,32 @@ def version(tensor):
 
 
 def saved_tensors(op):
-    """(description, tensor) for each tensor the backward of `op` reads."""
+    """(description, backend, array) for each array the backward of `op` reads: its
+    inputs' and output's data, and arrays the op kept as attributes (a mask)."""
     spec = getattr(op, "saves", None)
     inputs = op._inputs
     if spec is None:
         spec = tuple(range(len(inputs))) + ("output",)
     for s in spec:
         if s == "output":
-            for k, out in enumerate(op.outputs):
+            outs = op.outputs
+            for k, out in enumerate(outs):
                 if out is not None:
-                    yield ("output" if len(op.outputs) == 1 else f"output {k}"), out
+                    yield ("output" if len(outs) == 1 else f"output {k}"), out
+        elif isinstance(s, str):
+            array = getattr(op, s, None)
+            if array is not None:
+                yield f"its saved {s}", _Array(op.backend, array)
         elif s < len(inputs):
             yield f"input {s}", inputs[s]
+
+
+class _Array:
+    """A saved backend array seen as a tensor (for the check and its message)."""
+
+    def __init__(self, backend, data):
+        self.backend, self.data = backend, data
+        self.shape, self.dtype = tuple(data.shape), data.dtype
 
 
 def check_saved(op):
@@ -82,9 +97,10 @@ def check_saved(op):
     after `op` was recorded."""
     for what, t in saved_tensors(op):
         if written_at(t.backend, t.data) > op._seq:
+            entry, _ = _entry(t.backend, t.data)
             raise RuntimeError(
                 f"{op.name}: one of the variables needed for gradient computation has been "
                 f"modified by an inplace operation: {what} of {op.name} (shape "
                 f"{tuple(t.shape)}, dtype {t.dtype}) was written in place after {op.name} saved "
-                f"it for backward (it is at version {version(t)}). Clone it before the in-place "
+                f"it for backward (it is at version {entry[2]}). Clone it before the in-place "
                 "update (x.clone()), or update it out of place (x = x + ...).")

@@ -21,6 +21,7 @@ class GELU(Operation):
     """y = x · Φ(x) = x/2 · (1 + erf(x/√2)) (approximate='none'), or
     y = x/2 · (1 + tanh(√(2/π) · (x + 0.044715 x³))) (approximate='tanh');
     dx = dy · f'(x) with f' = Φ(x) + x · φ(x), φ(x) = exp(-x²/2)/√(2π)  (GELUGrad, fused)"""
+    saves = (0,)
 
     def __init__(self, approximate="none"):
         self.approximate = _check_approximate(self.name, approximate)
@@ -37,6 +38,7 @@ class GELUGrad(Operation):
     dx = dz · g · f''(x) with f'' = φ(x) · (2 - x²) (exact) or, for tanh with
     t = tanh(u), u = √(2/π)(x + 0.044715 x³), u' = √(2/π)(1 + 3 · 0.044715 x²):
     f'' = (1 - t²) · (u' - x · t · u'² + 3 · 0.044715 · √(2/π) · x²);  dg = dz · f'(x)"""
+    saves = (0, 1)
 
     def __init__(self, approximate="none"):
         self.approximate = _check_approximate(self.name, approximate)
@@ -59,6 +61,7 @@ class GELUGrad(Operation):
 
 class LeakyReLU(Operation):
     """y = x if x > 0 else negative_slope · x;  dx = dy · (1 if x > 0 else negative_slope)"""
+    saves = ()
 
     def __init__(self, negative_slope=0.01):
         self.negative_slope = negative_slope
@@ -77,6 +80,7 @@ class LeakyReLU(Operation):
 
 class ELU(Operation):
     """y = x if x > 0 else alpha · (exp(x) - 1);  dx = dy if x > 0 else dy · (y + alpha)"""
+    saves = ("output",)
 
     def __init__(self, alpha=1.0):
         self.alpha = alpha
@@ -115,6 +119,7 @@ def softplus_array(backend, z):
 class Softplus(Operation):
     """y = log(1 + exp(beta · x)) / beta, and y = x where beta · x > threshold (as torch);
     dx = dy · sigmoid(beta · x), dy where beta · x > threshold"""
+    saves = (0,)
 
     def __init__(self, beta=1.0, threshold=20.0):
         self.beta, self.threshold = beta, threshold

@@ -245,6 +245,7 @@ class AvgPool2D(Operation):
     zeros / divisor, the divisor kh·kw (count_include_pad, the window clipped to the padded
     input as torch), the count of real inputs in the window (count_include_pad=False) or
     divisor_override;  dx = col2im(dy / divisor spread over each window)"""
+    saves = ()
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
                  count_include_pad=True, divisor_override=None):

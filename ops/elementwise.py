@@ -18,7 +18,7 @@ class _Binary(Operation):
 
 class Add(_Binary):
     """z = a + b;  da = dz, db = dz (each summed to its input's shape)"""
-    saves = ()
+    saves = ("cond",)  # the condition array may be a bool tensor's own data
     kernel = "add"
 
     def backward(self, grad):
@@ -28,7 +28,7 @@ class Add(_Binary):
 
 class Sub(_Binary):
     """z = a - b;  da = dz, db = -dz"""
-    saves = ()
+    saves = ("cond",)  # the condition array may be a bool tensor's own data
     kernel = "sub"
 
     def forward(self, a, b):
@@ -187,8 +187,9 @@ def _inside(bk, x, low, high, dtype):
 
 class ClampTensor(Operation):
     """y = min(max(x, low), high) with tensor bounds (broadcasting; torch.clamp);
-    dx = dy · [low <= x <= high],  dlow = dy · [x < low] · [low <= high],
-    dhigh = dy · [x > high or low > high]  (each summed to its input's shape)"""
+    dx = dy · [low <= x <= high],  dlow = dy · [x < low < high],
+    dhigh = dy · [x > high or low > high]  (as torch, so neither bound has a gradient where
+    x < low = high; each summed to its input's shape)"""
     saves = (0, 1, 2)
     promote = True
 
@@ -204,7 +205,8 @@ class ClampTensor(Operation):
         def mask(kind, u, v):
             return bk.astype(bk.binary(kind, u, v), f)
         to_x = bk.binary("mul", mask("ge", x.data, low.data), mask("le", x.data, high.data))
-        to_low = bk.binary("mul", mask("lt", x.data, low.data), mask("le", low.data, high.data))
+        # as torch: where x < low == high neither bound gets the gradient
+        to_low = bk.binary("mul", mask("lt", x.data, low.data), mask("lt", low.data, high.data))
         to_high = bk.binary("maximum", mask("gt", x.data, high.data),
                             mask("gt", low.data, high.data))
         return (sum_to_shape(grad * self.constant(to_x), x.shape),
@@ -214,7 +216,7 @@ class ClampTensor(Operation):
 
 class Clone(Operation):
     """y = a copy of x with storage of its own;  dx = dy"""
-    saves = ()
+    saves = ("cond",)  # the condition array may be a bool tensor's own data
 
     def forward(self, x):
         return self.backend.copy(x)
@@ -232,7 +234,7 @@ class _Unary(Operation):
 
 class Neg(_Unary):
     """y = -x;  dx = -dy"""
-    saves = ()
+    saves = ("cond",)  # the condition array may be a bool tensor's own data
     kernel = "neg"
 
     def forward(self, x):
@@ -406,7 +408,7 @@ class SiLUGrad(_ActivationGrad):
 class Where(Operation):
     """z = cond ? a : b (cond a constant bool array, all three broadcast);
     da = where(cond, dz, 0), db = where(cond, 0, dz), each summed to its input's shape"""
-    saves = ()
+    saves = ("cond",)  # the condition array may be a bool tensor's own data
 
     promote = True
 

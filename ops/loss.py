@@ -17,6 +17,7 @@ class BinaryCrossEntropy(Operation):
     x in [0, 1] (probabilities), t the target;
     dx = dloss · (x - t) / max(x · (1 - x), 1e-12),
     dt = dloss · (log(1 - x) - log x)  (±inf at x = 0 or 1, as torch)"""
+    saves = (0, 1)
 
     def forward(self, x, t):
         if tuple(x.shape) != tuple(t.shape):
@@ -47,6 +48,7 @@ class BinaryCrossEntropyWithLogits(Operation):
     pos_weight; softplus(z) = log(1 + exp(z)), stable), elementwise, broadcasting;
     dx = dloss · (l · sigmoid(x) - pos_weight · t),  dt = dloss · ((pos_weight - 1) ·
     softplus(-x) - x),  dpos_weight = dloss · t · softplus(-x)"""
+    saves = property(lambda op: tuple(range(len(op._inputs))))  # every input, not the output
 
     def forward(self, x, t, pos_weight=None):
         shapes = [x.shape, t.shape] + ([pos_weight.shape] if pos_weight is not None else [])

@@ -32,6 +32,7 @@ def pad_key(shape, pads):
 class ConstantPad(Operation):
     """y = x with pads[d] = (before, after) constant entries added to dim d (negative amounts
     crop), y[key] = x (cropped) and `value` elsewhere;  dx = dy[key] (zeros where cropped)"""
+    saves = ()
 
     def __init__(self, pads, value=0.0):
         self.pads, self.value = tuple((int(lo), int(hi)) for lo, hi in pads), value

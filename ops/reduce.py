@@ -129,21 +129,24 @@ class AMax(Operation):
         if empty:
             raise ValueError(f"{self.name}: {self.kind} over dim {empty[0]} of a tensor of shape "
                              f"{tuple(x.shape)}, which has no elements along it (no identity)")
-        bk = self.backend
-        best = bk.max if self.kind == "max" else bk.min
-        y = x
-        for a in sorted(self.axes, reverse=True):
-            y = best(y, a, True)
-        self.kept = y
         if not self.axes:
-            return bk.copy(x)
-        return y if self.keepdim else bk.reshape(y, tuple(
+            return self.backend.copy(x)
+        y = self._kept(x)
+        return y if self.keepdim else self.backend.reshape(y, tuple(
             n for i, n in enumerate(x.shape) if i not in self.axes))
 
+    def _kept(self, x):
+        best = self.backend.max if self.kind == "max" else self.backend.min
+        for a in sorted(self.axes, reverse=True):
+            x = best(x, a, True)
+        return x
+
     def backward(self, grad):
+        # the extremes again from x: the output may have been written in place since
         bk = self.backend
         x = self.inputs[0]
-        hit = bk.astype(bk.binary("eq", x.data, self.kept), grad.dtype)
+        kept = self._kept(x.data) if self.axes else x.data
+        hit = bk.astype(bk.binary("eq", x.data, kept), grad.dtype)
         share = bk.binary("div", hit, bk.sum(hit, self.axes, True))
         kept = Reshape(_kept_shape(self.in_shape, self.axes))(grad)
         return (BroadcastTo(self.in_shape)(kept) * self.constant(share),)

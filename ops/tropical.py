@@ -53,6 +53,7 @@ class TropicalEinsum(Operation):
     calls the scatter kernel directly, so the op is once-differentiable.
 
     After forward: `path`, `info`, `largest_intermediate` as on Einsum."""
+    saves = property(lambda op: tuple(range(len(op._inputs))))  # every input, not the output
 
     once_differentiable = True
     promote = True  # an integer operand takes the float operands' dtype, as with * and @

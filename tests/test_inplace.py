@@ -352,3 +352,39 @@ def test_a_training_loop_with_in_place_updates_learns(backend):
         with og.no_grad():
             w -= 0.1 * w.grad
     np.testing.assert_allclose(w.numpy().ravel(), [1.0, -2.0, 0.5], atol=1e-3)
+
+
+@pytest.mark.parametrize("name,make", [
+    ("matmul", lambda x: x @ x.T),
+    ("conv2d", lambda x: og.conv2d(x.reshape(1, 1, 3, 4), og.ones(2, 1, 2, 2, dtype=np.float64,
+                                                                 backend=x.backend))),
+    ("layer_norm", lambda x: og.nn.functional.layer_norm(x, (4,))),
+    ("batch_norm", lambda x: og.nn.functional.batch_norm(x, None, None, training=True)),
+    ("gelu", lambda x: og.nn.functional.gelu(x)),
+    ("leaky_relu", lambda x: og.nn.functional.leaky_relu(x, 0.1)),
+    ("einsum", lambda x: og.einsum("ij,kj->ik", x, x)),
+    ("index", lambda x: x[1:] * 1),
+    ("sum_max", lambda x: x.sum(0) + x.max(1).values.sum()),
+    ("amax_keepdim", lambda x: x.amax(1, keepdim=True)),
+    ("min_all", lambda x: x.min() * 1),
+])
+def test_in_place_on_results_their_op_does_not_keep(backend, name, make):
+    """An in-place update of an op's output (out += residual, out.relu_()) is fine when the
+    op's backward does not read its output: the gradient is the op's own."""
+    x = leaf(backend)
+    make(x).sum().backward()
+    expected = x.grad.numpy()
+    x.grad = None
+    y = make(x)
+    y += 1.0
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-10, atol=1e-12)
+
+
+def test_an_op_s_own_saved_arrays_are_checked_too(backend):
+    x = leaf(backend)
+    mask = x > 0
+    y = og.where(mask, x, 0.0)  # Where keeps the condition's array
+    mask.fill_(True)
+    with pytest.raises(RuntimeError, match="Where: .*its saved cond"):
+        y.sum().backward()

@@ -478,9 +478,13 @@ def test_inplace_relu_overwrites_a_tensor_outside_the_graph():
     y = F.relu(x, inplace=True)
     assert y is x and x.tolist() == [0.0, 2.0]
     w = og.tensor([-1.0, 2.0], requires_grad=True)
-    out = F.relu(w, inplace=True)  # recorded: a new tensor, w keeps its values
-    out.sum().backward()
-    assert w.tolist() == [-1.0, 2.0] and w.grad.tolist() == [0.0, 1.0]
+    with pytest.raises(RuntimeError, match="leaf tensor that requires grad"):
+        F.relu(w, inplace=True)  # as torch
+    h = w * 3
+    out = F.leaky_relu(h, 0.1, inplace=True)  # a non-leaf: rebased in place, as torch
+    assert out is h and np.allclose(h.tolist(), [-0.3, 6.0])
+    (h * h).sum().backward()
+    np.testing.assert_allclose(w.grad.numpy(), [2 * -0.3 * 0.1 * 3, 2 * 6.0 * 3])
 
 
 def test_python_scalars_keep_every_digit_in_float64():

@@ -237,15 +237,15 @@ def test_clamp_follows_torch(backend):
 
 
 def test_clamp_tensor_bounds_gradients(backend):
-    x = og.tensor([0.0, 1.0, 2.0, 3.0], requires_grad=True, backend=backend)
-    lo = og.tensor([1.0, 1.0, 1.0, 4.0], requires_grad=True, backend=backend)
-    hi = og.tensor([2.0, 2.0, 2.0, 3.5], requires_grad=True, backend=backend)
-    y = og.clamp(x, lo, hi)  # the last one has lo > hi: it is hi
-    np.testing.assert_array_equal(y.numpy(), [1.0, 1.0, 2.0, 3.5])
+    x = og.tensor([0.0, 1.0, 2.0, 3.0, 0.0, 1.0], requires_grad=True, backend=backend)
+    lo = og.tensor([1.0, 1.0, 1.0, 4.0, 1.0, 1.0], requires_grad=True, backend=backend)
+    hi = og.tensor([2.0, 2.0, 2.0, 3.5, 1.0, 1.0], requires_grad=True, backend=backend)
+    y = og.clamp(x, lo, hi)  # lo > hi at [3]: it is hi; x < lo = hi at [4]: no gradient (torch)
+    np.testing.assert_array_equal(y.numpy(), [1.0, 1.0, 2.0, 3.5, 1.0, 1.0])
     y.sum().backward()
-    np.testing.assert_array_equal(x.grad.numpy(), [0, 1, 1, 0])
-    np.testing.assert_array_equal(lo.grad.numpy(), [1, 0, 0, 0])
-    np.testing.assert_array_equal(hi.grad.numpy(), [0, 0, 0, 1])
+    np.testing.assert_array_equal(x.grad.numpy(), [0, 1, 1, 0, 0, 1])
+    np.testing.assert_array_equal(lo.grad.numpy(), [1, 0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(hi.grad.numpy(), [0, 0, 0, 1, 0, 0])
 
 
 # ---------------------------------------------------------------- var / std / logsumexp

@@ -24,7 +24,7 @@ from opgraph.ops import padding as _pad
 from opgraph.ops.elementwise import Where as _Where
 
 from .. import functions as _fn
-from ..tape import is_recording, no_grad
+from ..tape import no_grad
 from ..tensor import Tensor
 from . import init as _init
 
@@ -75,11 +75,9 @@ def _number(name, what, value, low=None, high=None, low_open=False):
 
 
 def _inplace(name, x, out, inplace):
-    """torch's inplace=True: overwrite x's data when nothing records it, else return out."""
-    if inplace and not (x.requires_grad and is_recording()):
-        x.data = out.data
-        return x
-    return out
+    """torch's inplace=True: x takes the result in place and is returned (its storage, and
+    while recording its history; a leaf that requires grad refuses, as torch)."""
+    return x.copy_(out) if inplace else out
 
 
 def _reduction(name, size_average, reduce, reduction):

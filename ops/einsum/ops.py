@@ -5,6 +5,8 @@ import numpy as np
 from opgraph import tape as _tape
 from opgraph.operation import Operation
 
+from ..elementwise import crossed_saves
+
 from . import lower
 from .parse import split_args
 from .plan import get_plan
@@ -13,6 +15,7 @@ class EinsumUnary(Operation):
     """One prepare step of an einsum: y = sum over reduced labels of diag(squeeze(x)),
     permuted;  dx = the adjoint: dy permuted back, broadcast over the reduced labels,
     placed on the diagonals (zeros elsewhere), un-squeezed (EinsumUnaryAdjoint)."""
+    saves = ()
 
     def __init__(self, step):
         self.step = step
@@ -27,6 +30,7 @@ class EinsumUnary(Operation):
 class EinsumUnaryAdjoint(Operation):
     """y = the adjoint of EinsumUnary applied to g (broadcast + diag_embed + reshape);
     dg = EinsumUnary(dy)."""
+    saves = ()
 
     def __init__(self, step):
         self.step = step
@@ -43,6 +47,7 @@ class EinsumPair(Operation):
     transpose + reshape + batched matmul;
     swap rule: da = einsum(dc, b -> a's labels), db = einsum(a, dc -> b's labels),
     each again an EinsumPair."""
+    saves = property(crossed_saves)
 
     def __init__(self, step):
         self.step = step
@@ -73,6 +78,7 @@ class Einsum(Operation):
 
     After forward: `path` (pairs, einsum_path convention), `info` (PathInfo) and
     `largest_intermediate` (elements)."""
+    saves = property(lambda op: tuple(range(len(op._inputs))))  # every input, not the output
 
     promote = True  # an integer operand takes the float operands' dtype, as with * and @
 
