@@ -464,3 +464,32 @@ class Backend(ABC):
                                               keepdims=True), count)
         inner = self.binary("sub", self.binary("sub", grad, mean_g), self.binary("mul", y, mean_gy))
         return self.binary("mul", inner, self.reshape(rstd, (1, c, 1)))
+
+    def lstm_cell(self, gates, c):
+        """The LSTM cell for gates (N, 4H) in torch's order (i, f, g, o) and c (N, H):
+        (h', c') with c' = σ(a_f)·c + σ(a_i)·tanh(a_g), h' = σ(a_o)·tanh(c')."""
+        h4 = gates.shape[1] // 4
+        a_i, a_f, a_g, a_o = self.split(gates, [h4] * 4, 1)
+        c_new = self.binary("add", self.binary("mul", self.unary("sigmoid", a_f), c),
+                            self.binary("mul", self.unary("sigmoid", a_i),
+                                        self.unary("tanh", a_g)))
+        return self.binary("mul", self.unary("sigmoid", a_o), self.unary("tanh", c_new)), c_new
+
+    def lstm_cell_grad(self, gates, c, c_new, dh, dc_new):
+        """(dgates, dc) of lstm_cell from its inputs, its c' and the gradients of h' and c'."""
+        h4 = gates.shape[1] // 4
+        i, f, o = (self.unary("sigmoid", a) for a in self.split(gates, [h4] * 4, 1)[:2]
+                   + self.split(gates, [h4] * 4, 1)[3:])
+        g = self.unary("tanh", self.split(gates, [h4] * 4, 1)[2])
+        t = self.unary("tanh", c_new)
+        one_minus = lambda y: self.binary("sub", 1.0, y)  # noqa: E731
+        d = self.binary("add", dc_new, self.binary("mul", self.binary("mul", dh, o),
+                                                   one_minus(self.binary("mul", t, t))))
+        da_i = self.binary("mul", self.binary("mul", d, g),
+                           self.binary("mul", i, one_minus(i)))
+        da_f = self.binary("mul", self.binary("mul", d, c),
+                           self.binary("mul", f, one_minus(f)))
+        da_g = self.binary("mul", self.binary("mul", d, i), one_minus(self.binary("mul", g, g)))
+        da_o = self.binary("mul", self.binary("mul", dh, t),
+                           self.binary("mul", o, one_minus(o)))
+        return self.cat([da_i, da_f, da_g, da_o], 1), self.binary("mul", d, f)

@@ -9,6 +9,7 @@ Datasets are plain NumPy arrays on the host; the DataLoader turns each batch
 into Tensors on the default backend (or the one you pass).
 """
 import gzip
+import math
 import os
 import pathlib
 import struct
@@ -17,8 +18,8 @@ import numpy as np
 
 from .tensor import Tensor, default_generator, get_default_backend
 
-__all__ = ["TensorDataset", "DataLoader", "load_digits", "read_idx", "load_mnist",
-           "DIGITS_PATH"]
+__all__ = ["Dataset", "TensorDataset", "Subset", "ConcatDataset", "random_split",
+           "default_collate", "DataLoader", "load_digits", "read_idx", "load_mnist", "DIGITS_PATH"]
 
 DIGITS_PATH = pathlib.Path(__file__).resolve().parent / "datasets" / "digits.npz"
 
@@ -27,7 +28,22 @@ DIGITS_PATH = pathlib.Path(__file__).resolve().parent / "datasets" / "digits.npz
 # datasets and the batch iterator
 
 
-class TensorDataset:
+class Dataset:
+    """Base class of map-style datasets, as torch.utils.data.Dataset: subclass it and write
+    `__getitem__(index)` (one example: an array, a number, a tuple or a dict of them) and
+    `__len__`. `a + b` concatenates two datasets."""
+
+    def __getitem__(self, index):
+        raise NotImplementedError(f"{type(self).__name__}.__getitem__ is not written")
+
+    def __len__(self):
+        raise NotImplementedError(f"{type(self).__name__}.__len__ is not written")
+
+    def __add__(self, other):
+        return ConcatDataset([self, other])
+
+
+class TensorDataset(Dataset):
     """Arrays (NumPy arrays or Tensors) of equal length, indexed together:
     `ds[i]` is a tuple with one item from each array."""
 
@@ -35,6 +51,9 @@ class TensorDataset:
         if not arrays:
             raise ValueError("TensorDataset: needs at least one array")
         self.arrays = tuple(a.numpy() if isinstance(a, Tensor) else np.asarray(a) for a in arrays)
+        if any(a.ndim == 0 for a in self.arrays):
+            raise ValueError("TensorDataset: every array needs a first (example) dim, got a "
+                             "0-d array")
         lengths = {len(a) for a in self.arrays}
         if len(lengths) != 1:
             shapes = ", ".join(str(a.shape) for a in self.arrays)
@@ -47,26 +66,148 @@ class TensorDataset:
         return tuple(a[index] for a in self.arrays)
 
 
+class Subset(Dataset):
+    """The examples of `dataset` at `indices`, in that order."""
+
+    def __init__(self, dataset, indices):
+        self.dataset = dataset
+        self.indices = [int(i) for i in (indices.tolist() if hasattr(indices, "tolist")
+                                         else indices)]
+        n = len(dataset)
+        bad = [i for i in self.indices if not -n <= i < n]
+        if bad:
+            raise IndexError(f"Subset: index {bad[0]} is out of range for a dataset of {n} "
+                             "examples")
+
+    def __getitem__(self, index):
+        if isinstance(index, (list, tuple, np.ndarray)):
+            return [self.dataset[self.indices[int(i)]] for i in index]
+        return self.dataset[self.indices[index]]
+
+    def __len__(self):
+        return len(self.indices)
+
+
+class ConcatDataset(Dataset):
+    """Datasets one after another."""
+
+    def __init__(self, datasets):
+        self.datasets = list(datasets)
+        if not self.datasets:
+            raise ValueError("ConcatDataset: needs at least one dataset")
+        self.cumulative_sizes = list(np.cumsum([len(d) for d in self.datasets]))
+
+    def __len__(self):
+        return int(self.cumulative_sizes[-1]) if self.cumulative_sizes else 0
+
+    def __getitem__(self, index):
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"ConcatDataset: index {index} is out of range for {n} examples")
+        index %= n
+        k = int(np.searchsorted(self.cumulative_sizes, index, side="right"))
+        start = int(self.cumulative_sizes[k - 1]) if k else 0
+        return self.datasets[k][index - start]
+
+
+def _generator(generator, seed=None):
+    if isinstance(generator, np.random.Generator):
+        return generator
+    if generator is not None:
+        if isinstance(generator, bool) or not isinstance(generator, (int, np.integer)):
+            raise TypeError(f"expected a numpy Generator or an int seed, got "
+                            f"{type(generator).__name__}")
+        return np.random.default_rng(int(generator))
+    return np.random.default_rng(seed) if seed is not None else default_generator()
+
+
+def random_split(dataset, lengths, generator=None):
+    """Split `dataset` into non-overlapping Subsets of the given lengths, or of the given
+    fractions of its length (summing to 1; the examples left over by rounding down go one
+    each to the first subsets, as torch). `generator`: a numpy Generator or an int seed."""
+    n = len(dataset)
+    lengths = list(lengths)
+    if not lengths:
+        raise ValueError("random_split: lengths is empty")
+    fractions = all(isinstance(x, (float, np.floating)) and 0 <= x <= 1 for x in lengths) \
+        and any(isinstance(x, (float, np.floating)) for x in lengths)
+    if fractions and math.isclose(sum(lengths), 1) and sum(lengths) <= 1 + 1e-9:
+        counts = [int(math.floor(n * f)) for f in lengths]
+        for i in range(n - sum(counts)):
+            counts[i % len(counts)] += 1
+        lengths = counts
+    if any(isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < 0
+           for x in lengths):
+        raise ValueError(f"random_split: lengths must be non-negative ints or fractions "
+                         f"summing to 1, got {lengths}")
+    if sum(lengths) != n:
+        raise ValueError(f"random_split: the lengths {lengths} sum to {sum(lengths)}, but the "
+                         f"dataset has {n} examples")
+    order = _generator(generator).permutation(n)
+    out, start = [], 0
+    for k in lengths:
+        out.append(Subset(dataset, order[start:start + k]))
+        start += k
+    return out
+
+
+def default_collate(batch):
+    """A list of examples as one batch, as torch's default_collate: arrays and numbers are
+    stacked into Tensors (float arrays keep float32/float64, integers become int64),
+    Tensors are stacked, tuples and lists are collated position by position and dicts key
+    by key; strings stay a list."""
+    first = batch[0]
+    if isinstance(first, dict):
+        return {key: default_collate([b[key] for b in batch]) for key in first}
+    if isinstance(first, (tuple, list)):
+        if any(len(b) != len(first) for b in batch):
+            raise ValueError("default_collate: the examples have different numbers of fields")
+        parts = [default_collate([b[i] for b in batch]) for i in range(len(first))]
+        return tuple(parts) if isinstance(first, tuple) else parts
+    if isinstance(first, str):
+        return list(batch)
+    if isinstance(first, Tensor):
+        return _to_tensor(np.stack([b.numpy() for b in batch]), first.backend)
+    return _to_tensor(np.stack([np.asarray(b) for b in batch]), get_default_backend())
+
+
 class DataLoader:
     """Iterate over a dataset in batches, as torch.utils.data.DataLoader.
 
-    dataset: a TensorDataset, a tuple/list of equal-length arrays, a single
-        array, or any object with `__len__` and `__getitem__` returning a tuple
-        of arrays (or one array) per example.
-    shuffle: a new order every epoch, drawn from a generator seeded once with
-        `seed` (so two loaders with the same seed give the same batches).
+    dataset: a Dataset (TensorDataset, Subset, your own), a tuple/list of equal-length
+        arrays, a single array, or any object with `__len__` and `__getitem__`.
+    batch_size: examples per batch (None: one example at a time, uncollated).
+    shuffle: a new order every epoch, drawn from a generator seeded once with `seed` (or
+        the numpy Generator / int `generator`), so two loaders with the same seed give the
+        same batches.
+    sampler / batch_sampler: iterables of indices / of lists of indices, instead.
+    collate_fn: turns a list of examples into a batch (default: default_collate).
     drop_last: drop the last batch when it is smaller than batch_size.
     backend: where the batch Tensors live (default: the default backend).
+    num_workers, pin_memory and the other process options of torch are accepted and
+    ignored: batches are made in the calling process.
 
     Each batch is a tuple of Tensors (a single Tensor for a single array).
     Float arrays keep their dtype if float32/float64; integer arrays become int64.
     """
 
-    def __init__(self, dataset, batch_size=32, shuffle=False, seed=None, drop_last=False,
-                 backend=None):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-                or batch_size < 1:
+    def __init__(self, dataset, batch_size=1, shuffle=False, sampler=None, batch_sampler=None,
+                 num_workers=0, collate_fn=None, pin_memory=False, drop_last=False, timeout=0,
+                 worker_init_fn=None, multiprocessing_context=None, generator=None, *,
+                 prefetch_factor=None, persistent_workers=False, pin_memory_device="",
+                 seed=None, backend=None):
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(
+                batch_size, (int, np.integer)) or batch_size < 1):
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
+        if batch_sampler is not None and (batch_size not in (1, None) or shuffle or sampler
+                                          is not None or drop_last):
+            raise ValueError("DataLoader: batch_sampler excludes batch_size, shuffle, sampler "
+                             "and drop_last")
+        if sampler is not None and shuffle:
+            raise ValueError("DataLoader: sampler excludes shuffle")
+        if collate_fn is not None and not callable(collate_fn):
+            raise TypeError(f"DataLoader: collate_fn must be callable, got "
+                            f"{type(collate_fn).__name__}")
         self._single = False
         if isinstance(dataset, (tuple, list)):
             dataset = TensorDataset(*dataset)
@@ -74,40 +215,75 @@ class DataLoader:
             dataset = TensorDataset(dataset)
             self._single = True
         self.dataset = dataset
-        self.batch_size = int(batch_size)
-        self.shuffle = shuffle
+        self.batch_size = None if batch_size is None else int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.sampler, self.batch_sampler = sampler, batch_sampler
+        self.collate_fn = collate_fn
         self.seed = seed
         self.drop_last = drop_last
         self.backend = backend
+        self.num_workers = num_workers
         # unseeded: the generator og.manual_seed seeds (as torch's default generator)
-        self._rng = np.random.default_rng(seed) if seed is not None else None
+        self._rng = _generator(generator, seed) if generator is not None or seed is not None \
+            else None
 
     def __len__(self):
-        n = len(self.dataset)
+        if self.batch_sampler is not None:
+            return len(self.batch_sampler)
+        n = len(self.sampler) if self.sampler is not None else len(self.dataset)
+        if self.batch_size is None:
+            return n
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def _batch(self, idx):
-        if isinstance(self.dataset, TensorDataset):
-            parts = self.dataset[idx]
-        else:
-            items = [self.dataset[int(i)] for i in idx]
-            if not isinstance(items[0], tuple):
-                items = [(item,) for item in items]
-            parts = tuple(np.stack([np.asarray(item[k]) for item in items])
-                          for k in range(len(items[0])))
         backend = self.backend if self.backend is not None else get_default_backend()
-        tensors = tuple(_to_tensor(p, backend) for p in parts)
-        return tensors[0] if self._single or len(tensors) == 1 else tensors
+        if self.collate_fn is not None:
+            return self.collate_fn([self.dataset[int(i)] for i in idx])
+        if isinstance(self.dataset, TensorDataset):
+            parts = self.dataset[np.asarray(idx, dtype=np.int64)]
+            tensors = tuple(_to_tensor(p, backend) for p in parts)
+            return tensors[0] if self._single or len(tensors) == 1 else tensors
+        batch = default_collate([self.dataset[int(i)] for i in idx])
+        return _moved(batch, backend)
+
+    def _indices(self):
+        if self.sampler is not None:
+            return [int(i) for i in self.sampler]
+        n = len(self.dataset)
+        if not self.shuffle:
+            return np.arange(n)
+        rng = self._rng if self._rng is not None else default_generator()
+        return rng.permutation(n)
 
     def __iter__(self):
-        n = len(self.dataset)
-        rng = self._rng if self._rng is not None else default_generator()
-        order = rng.permutation(n) if self.shuffle else np.arange(n)
-        for start in range(0, n, self.batch_size):
+        if self.batch_sampler is not None:
+            for idx in self.batch_sampler:
+                yield self._batch(list(idx))
+            return
+        order = self._indices()
+        if self.batch_size is None:
+            for i in order:
+                item = self.dataset[int(i)]
+                yield self.collate_fn(item) if self.collate_fn is not None else item
+            return
+        for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
             if self.drop_last and len(idx) < self.batch_size:
                 break
             yield self._batch(idx)
+
+
+def _moved(batch, backend):
+    """A collated batch with its Tensors on `backend`."""
+    if isinstance(batch, Tensor):
+        return batch if batch.backend is backend else Tensor(batch.numpy(), backend=backend)
+    if isinstance(batch, dict):
+        return {k: _moved(v, backend) for k, v in batch.items()}
+    if isinstance(batch, tuple):
+        return tuple(_moved(v, backend) for v in batch)
+    if isinstance(batch, list):
+        return [_moved(v, backend) for v in batch]
+    return batch
 
 
 def _to_tensor(array, backend):

@@ -809,6 +809,30 @@ def test_nonzero(backend, rng, dtype):
     assert [tuple(get(backend, e).shape) for e in empty] == [(0,), (0,)]
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_lstm_cell_and_its_gradient(backend, rng, dtype):
+    g = (rng.standard_normal((3, 12)) * 3).astype(dtype)
+    c = normal(rng, (3, 3), dtype)
+    g64, c64 = g.astype(np.float64), c.astype(np.float64)
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    i, f, gg, o = sig(g64[:, :3]), sig(g64[:, 3:6]), np.tanh(g64[:, 6:9]), sig(g64[:, 9:])
+    c_new = f * c64 + i * gg
+    h, c2 = backend.lstm_cell(put(backend, g, "transposed"), put(backend, c))
+    np.testing.assert_allclose(get(backend, h), o * np.tanh(c_new), **TOL[np.dtype(dtype)])
+    np.testing.assert_allclose(get(backend, c2), c_new, **TOL[np.dtype(dtype)])
+    dh, dc = normal(rng, (3, 3), dtype), normal(rng, (3, 3), dtype)
+    t = np.tanh(c_new.astype(dtype).astype(np.float64))
+    d = dc + dh * o * (1 - t * t)
+    want = np.concatenate([d * gg * i * (1 - i), d * c64 * f * (1 - f), d * i * (1 - gg * gg),
+                           dh * t * o * (1 - o)], axis=1)
+    dgates, dcell = backend.lstm_cell_grad(*(put(backend, a) for a in (
+        g, c, c_new.astype(dtype), dh, dc)))
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else TOL[np.dtype(dtype)]
+    np.testing.assert_allclose(get(backend, dgates), want, **tol)
+    np.testing.assert_allclose(get(backend, dcell), d * f, **tol)
+    assert get(backend, dgates).dtype == dtype
+
+
 # ------------------------------------------------- coverage of the interface
 def test_every_backend_method_is_covered():
     """Adding a kernel to Backend without a conformance test here fails."""

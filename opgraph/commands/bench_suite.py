@@ -482,6 +482,17 @@ calls = {
     "sigmoid grad": lambda x: nb.activation_grad("sigmoid", x, x),
     "tanh grad": lambda x: nb.activation_grad("tanh", x, x),
     "silu grad": lambda x: nb.activation_grad("silu", x, x),
+    "erf": lambda x: nb.unary("erf", x),
+    "gelu": lambda x: nb.gelu(x, "none"),
+    "gelu_tanh": lambda x: nb.gelu(x, "tanh"),
+    "gelu grad": lambda x: nb.activation_grad("gelu", x, x),
+    "gelu_tanh grad": lambda x: nb.activation_grad("gelu_tanh", x, x),
+    "normalize": lambda x: nb.normalize(x.reshape(1, 4, 4), 1e-5),
+    "normalize_grad": lambda x: nb.normalize_grad(x.reshape(1, 4, 4), x[0].copy(),
+                                                  x.reshape(1, 4, 4)),
+    "lstm_cell": lambda x: nb.lstm_cell(x, x[:, :1].copy()),
+    "lstm_cell_grad": lambda x: nb.lstm_cell_grad(x, x[:, :1].copy(), x[:, :1].copy(),
+                                                  x[:, :1].copy(), x[:, :1].copy()),
 }
 for dtype in ("float32", "float64"):
     x = np.ones((4, 4), dtype)

@@ -23,7 +23,9 @@ from .normalization import *  # noqa: F401,F403
 from .normalization import __all__ as _normalization_all
 from .loss import *  # noqa: F401,F403
 from .loss import __all__ as _loss_all
+from .rnn import *  # noqa: F401,F403
+from .rnn import __all__ as _rnn_all
 from . import utils
 
-__all__ = list(_modules_all) + list(_normalization_all) + list(_loss_all) + ["functional",
-                                                                              "utils"]
+__all__ = (list(_modules_all) + list(_normalization_all) + list(_loss_all) + list(_rnn_all)
+           + ["functional", "utils"])
