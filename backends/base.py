@@ -328,6 +328,11 @@ class Backend(ABC):
         kernel = self.semiring_kernel(sr)
         if kernel is not None:
             return kernel(a, b, sr)
+        return self.generic_tropical(a, b, sr)
+
+    def generic_tropical(self, a, b, semiring):
+        """tropical_matmul by the generic kernel (batch dims broadcast)."""
+        sr = semiring
         batch = tuple(np.broadcast_shapes(tuple(a.shape[:-2]), tuple(b.shape[:-2])))
         n, k, m = a.shape[-2], a.shape[-1], b.shape[-1]
         count = 1
@@ -342,6 +347,17 @@ class Backend(ABC):
         """The fast tropical_matmul kernel this backend has for `semiring`:
         kernel(a, b, semiring) -> (c, arg), or None for the generic kernel."""
         return None
+
+    def tropical_contract(self, a, b, perm_a, shape_a3, perm_b, shape_b3, out_shape, semiring):
+        """One pairwise step of a tropical contraction, values only (no winners):
+        a permuted by perm_a and reshaped to shape_a3 = (B, L, K), b by perm_b to
+        (B, K, R) (a perm of None: as it is); c = their tropical product reshaped to
+        out_shape, the (batch, left, right) order. The default runs tropical_matmul; a
+        compiled backend fuses the permutations into one pass without argmax."""
+        a3 = self.reshape(a if perm_a is None else self.transpose(a, perm_a), shape_a3)
+        b3 = self.reshape(b if perm_b is None else self.transpose(b, perm_b), shape_b3)
+        c3, _ = self.tropical_matmul(a3, b3, semiring)
+        return self.reshape(c3, out_shape)
 
     # ---- convolution and pooling -----------------------------------------
     # stride, padding, dilation and the pooling kernel are an int or an (h, w) pair

@@ -43,7 +43,7 @@ from numba.extending import overload  # noqa: E402
 from .base import (check_axis_indexing, check_index, check_index_dtype, check_key,  # noqa: E402
                    check_rows_indexing, check_targets, pair)
 from .numpy_backend import NumpyBackend, conv_out  # noqa: E402
-from .semiring import BUILTIN as BUILTIN_SEMIRINGS  # noqa: E402
+from .semiring import BUILTIN as BUILTIN_SEMIRINGS, get_semiring  # noqa: E402
 
 # nogil: kernels release the GIL, so Python threads can run them concurrently
 _PARALLEL = dict(parallel=True, cache=True, nogil=True)
@@ -229,6 +229,160 @@ def _may_give_nan(a, b, semiring):
         return ((np.isposinf(a).any() and np.isneginf(b).any())
                 or (np.isneginf(a).any() and np.isposinf(b).any()))
     return ((np.isinf(a).any() and (b == 0).any()) or ((a == 0).any() and np.isinf(b).any()))
+
+
+# ---- one pairwise step of a tropical contraction, values only, permutations fused:
+# c[b, l, r] = ⊕_k a[oa_b[b] + oa_l[l] + oa_k[k]] ⊗ b[ob_b[b] + ob_k[k] + ob_r[r]], where
+# the o* tables are the flat offsets of each (batch, left, contracted, right) index in
+# the operands as they are stored: no transposed copies, no winners kept. A task owns
+# one batch index and a run of rows; it gathers b's (k, r) slab transposed, so the
+# reduction over k (innermost) reads contiguous memory. Only reassociation is allowed
+# (the order of a max does not change it; infinities stay exact); callers never pass
+# NaN candidates (those go to NumPy's kernel, which defines the NaN rule).
+_REASSOC = dict(parallel=True, cache=True, nogil=True, fastmath={"reassoc", "nsz"})
+
+
+@njit(inline="always")
+def _contract(mode, a, b, oa_b, oa_l, oa_k, ob_b, ob_k, ob_r, rows, c):
+    nb, nl, nk, nr = oa_b.shape[0], oa_l.shape[0], oa_k.shape[0], ob_r.shape[0]
+    total = nb * nl
+    for task in prange((total + rows - 1) // rows):
+        slab = np.empty((nr, nk), c.dtype)
+        x = np.empty(nk, c.dtype)
+        current = -1
+        for r in range(task * rows, min(total, (task + 1) * rows)):
+            ib = r // nl
+            if ib != current:   # b's (k, r) slab of this batch index, transposed
+                current = ib
+                for k in range(nk):
+                    row = ob_b[ib] + ob_k[k]
+                    for j in range(nr):
+                        slab[j, k] = b[row + ob_r[j]]
+            base = oa_b[ib] + oa_l[r - ib * nl]
+            for k in range(nk):
+                x[k] = a[base + oa_k[k]]
+            out = r * nr
+            for j in range(nr):
+                m = _otimes(mode, x[0], slab[j, 0])
+                for k in range(1, nk):
+                    v = _otimes(mode, x[k], slab[j, k])
+                    if mode == _MIN_PLUS:
+                        m = min(m, v)
+                    else:
+                        m = max(m, v)
+                c[out + j] = m
+
+
+@njit(**_REASSOC)
+def _contract_max_plus(a, b, oa_b, oa_l, oa_k, ob_b, ob_k, ob_r, rows, c):
+    _contract(_MAX_PLUS, a, b, oa_b, oa_l, oa_k, ob_b, ob_k, ob_r, rows, c)
+
+
+@njit(**_REASSOC)
+def _contract_min_plus(a, b, oa_b, oa_l, oa_k, ob_b, ob_k, ob_r, rows, c):
+    _contract(_MIN_PLUS, a, b, oa_b, oa_l, oa_k, ob_b, ob_k, ob_r, rows, c)
+
+
+@njit(**_REASSOC)
+def _contract_max_mul(a, b, oa_b, oa_l, oa_k, ob_b, ob_k, ob_r, rows, c):
+    _contract(_MAX_MUL, a, b, oa_b, oa_l, oa_k, ob_b, ob_k, ob_r, rows, c)
+
+
+_SERIAL = dict(cache=True, nogil=True, fastmath={"reassoc", "nsz"})
+
+
+@njit(**_SERIAL)
+def _contract_max_plus_serial(a, b, oa_b, oa_l, oa_k, ob_b, ob_k, ob_r, rows, c):
+    _contract(_MAX_PLUS, a, b, oa_b, oa_l, oa_k, ob_b, ob_k, ob_r, rows, c)
+
+
+@njit(**_SERIAL)
+def _contract_min_plus_serial(a, b, oa_b, oa_l, oa_k, ob_b, ob_k, ob_r, rows, c):
+    _contract(_MIN_PLUS, a, b, oa_b, oa_l, oa_k, ob_b, ob_k, ob_r, rows, c)
+
+
+@njit(**_SERIAL)
+def _contract_max_mul_serial(a, b, oa_b, oa_l, oa_k, ob_b, ob_k, ob_r, rows, c):
+    _contract(_MAX_MUL, a, b, oa_b, oa_l, oa_k, ob_b, ob_k, ob_r, rows, c)
+
+
+# name -> (parallel kernel, serial kernel for small steps: no thread-pool round trip)
+_CONTRACT = {"max_plus": (_contract_max_plus, _contract_max_plus_serial),
+             "min_plus": (_contract_min_plus, _contract_min_plus_serial),
+             "max_mul": (_contract_max_mul, _contract_max_mul_serial)}
+
+
+@njit(cache=True, nogil=True)
+def _special_values(x):
+    """(any NaN, any +inf, any -inf, any zero) of a flat array, in one pass."""
+    nan = pos = neg = zero = False
+    for v in x:
+        if v != v:
+            nan = True
+        elif v == np.inf:
+            pos = True
+        elif v == -np.inf:
+            neg = True
+        elif v == 0:
+            zero = True
+    return nan, pos, neg, zero
+
+
+def _may_give_nan_flat(a, b, semiring):
+    """_may_give_nan for C-contiguous float arrays, one compiled pass over each."""
+    na, pa, ma, za = _special_values(a.reshape(-1))
+    nb, pb, mb, zb = _special_values(b.reshape(-1))
+    if na or nb:
+        return True
+    if semiring.times == "add":
+        return (pa and mb) or (ma and pb)
+    return ((pa or ma) and zb) or (za and (pb or mb))
+
+
+def _group_offsets(shape, perm, shape3):
+    """The flat offsets, in a C-contiguous array of `shape`, of each index of the three
+    groups of axes of a.transpose(perm).reshape(shape3)."""
+    strides = [1] * len(shape)
+    for d in range(len(shape) - 2, -1, -1):
+        strides[d] = strides[d + 1] * shape[d + 1]
+    order = list(range(len(shape))) if perm is None else list(perm)
+    tables, pos = [], 0
+    for size in shape3:
+        off = np.zeros(1, np.int64)
+        count = 1
+        while count < size:   # size-1 axes left over add nothing to any offset
+            if pos == len(order):
+                return None   # the groups split an axis: not a pure permutation + reshape
+            axis = order[pos]
+            off = (off[:, None] + np.arange(shape[axis], dtype=np.int64) * strides[axis]).reshape(-1)
+            count *= shape[axis]
+            pos += 1
+        if count != size:
+            return None
+        tables.append(off)
+    return tables
+
+
+_OFFSETS = {}
+
+
+def _offsets(key, a_shape, perm_a, shape_a3, b_shape, perm_b, shape_b3):
+    tables = _OFFSETS.get(key)
+    if tables is None:
+        if len(_OFFSETS) > 4096:
+            _OFFSETS.clear()
+        oa = _group_offsets(a_shape, perm_a, shape_a3)
+        ob = _group_offsets(b_shape, perm_b, shape_b3)
+        if oa is None or ob is None:
+            return None
+        total, nk, nr = oa[0].size * oa[1].size, oa[2].size, ob[2].size
+        # rows (of the flattened batch x left) per task: about 2^15 multiply-adds each,
+        # and at least 4 tasks per thread
+        rows = max(1, min(total, (1 << 15) // max(1, nk * nr)))
+        while rows > 1 and (total + rows - 1) // rows < 4 * numba.get_num_threads():
+            rows //= 2
+        tables = _OFFSETS[key] = (oa[0], oa[1], oa[2], ob[0], ob[1], ob[2], rows)
+    return tables
 
 
 def _batch_map(batch_shape, out_batch):
@@ -696,6 +850,7 @@ _FUSED_UNARY["erf"] = _erf_kernel
 
 # every compiled kernel, for tests and for warm-up timing
 KERNELS = (_tropical_max_plus, _tropical_min_plus, _tropical_max_mul,
+           _contract_max_plus, _contract_min_plus, _contract_max_mul,
            _scatter_add_kernel, _scatter_rows_kernel, _im2col_kernel, _col2im_kernel,
            _max_pool_kernel, _softmax_kernel, _log_softmax_kernel,
            _sigmoid_kernel, _silu_kernel, _cross_entropy_kernel, _cross_entropy_grad_kernel,
@@ -825,6 +980,31 @@ class NumbaCPUBackend(NumpyBackend):
         if _TROPICAL.get(semiring.name, (None, None))[0] is semiring:
             return self._tropical_compiled
         return super().semiring_kernel(semiring)
+
+    def tropical_contract(self, a, b, perm_a, shape_a3, perm_b, shape_b3, out_shape, semiring):
+        sr = get_semiring(semiring, "numba backend tropical_contract")
+        dtype = np.result_type(a, b)
+        kernels = _CONTRACT.get(sr.name) if _TROPICAL.get(sr.name, (None,))[0] is sr else None
+        if kernels is None or dtype not in _FLOATS or 0 in shape_a3 or 0 in shape_b3:
+            return super().tropical_contract(a, b, perm_a, shape_a3, perm_b, shape_b3,
+                                             out_shape, sr)
+        a, b = _c(a, dtype), _c(b, dtype)
+        if _may_give_nan_flat(a, b, sr):
+            return super().tropical_contract(a, b, perm_a, shape_a3, perm_b, shape_b3,
+                                             out_shape, sr)
+        key = (a.shape, perm_a, shape_a3, b.shape, perm_b, shape_b3)
+        tables = _offsets(key, a.shape, perm_a, tuple(shape_a3), b.shape, perm_b,
+                          tuple(shape_b3))
+        if tables is None:
+            return super().tropical_contract(a, b, perm_a, shape_a3, perm_b, shape_b3,
+                                             out_shape, sr)
+        nb, nl, nk = shape_a3
+        nr = shape_b3[2]
+        c = np.empty(nb * nl * nr, dtype)
+        parallel, serial = kernels
+        kernel = parallel if c.size * nk >= PARALLEL_MIN_WORK else serial
+        kernel(a.reshape(-1), b.reshape(-1), *tables, c)
+        return c.reshape(out_shape)
 
     def _tropical_compiled(self, a, b, semiring):
         kernel = _TROPICAL[semiring.name][1]

@@ -6,6 +6,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .base import (Backend, check_axis_indexing, check_index, check_key, check_rows_indexing,
                    pair)
+from .semiring import get_semiring
 
 _UNARY = {
     "neg": np.negative,
@@ -218,6 +219,46 @@ class NumpyBackend(Backend):
     def semiring_kernel(self, semiring):
         # one blocked ufunc kernel serves every selective semiring
         return self._tropical_ufunc if semiring.times in _TIMES_UFUNC else None
+
+    def tropical_contract(self, a, b, perm_a, shape_a3, perm_b, shape_b3, out_shape, semiring):
+        sr = get_semiring(semiring, "numpy backend tropical_contract")
+        if sr.times not in _TIMES_UFUNC:
+            return super().tropical_contract(a, b, perm_a, shape_a3, perm_b, shape_b3,
+                                             out_shape, sr)
+        a3 = (a if perm_a is None else a.transpose(perm_a)).reshape(shape_a3)
+        b3 = (b if perm_b is None else b.transpose(perm_b)).reshape(shape_b3)
+        return self._tropical_values(a3, b3, sr).reshape(out_shape)
+
+    def _tropical_values(self, a, b, semiring):
+        """The values of _tropical_ufunc without its winners (the same NaN rule: a NaN
+        candidate propagates, as numpy.max does), blocked the same way."""
+        combine = _TIMES_UFUNC[semiring.times]
+        reduce = np.max if semiring.plus == "max" else np.min
+        keep = np.maximum if semiring.plus == "max" else np.minimum   # both propagate NaN
+        nb, n, k = a.shape
+        m = b.shape[2]
+        dtype = np.result_type(a, b)
+        if k == 0:
+            return np.full((nb, n, m), semiring.zero, dtype)
+        budget = self.tropical_block_elements
+        per_row = max(1, nb * m)
+        rows = max(1, min(n, budget // (per_row * max(1, min(k, 16)))))
+        block = max(1, min(k, budget // (per_row * rows)))
+        if rows == n and block == k:
+            return reduce(combine(a[:, :, :, None], b[:, None, :, :]), axis=2)
+        best = np.empty((nb, n, m), dtype)
+        for r0 in range(0, n, rows):
+            r1 = min(n, r0 + rows)
+            tile = best[:, r0:r1]
+            for start in range(0, k, block):
+                stop = min(k, start + block)
+                value = reduce(combine(a[:, r0:r1, start:stop, None], b[:, None, start:stop, :]),
+                               axis=2)
+                if start == 0:
+                    tile[...] = value
+                else:
+                    keep(tile, value, out=tile)
+        return best
 
     def _tropical_ufunc(self, a, b, semiring):
         # Blocked so that memory stays O(n·m + block) for any k: a candidate block is

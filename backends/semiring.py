@@ -169,6 +169,32 @@ def get_semiring(semiring, who="tropical_einsum"):
 
 # ============================================================================ generic kernels
 
+def may_give_nan(backend, a, b, semiring):
+    """True when some candidate a[i, l] ⊗ b[l, j] of a selective semiring can be NaN:
+    a NaN input, +inf and -inf added, or 0 times an infinity. Backend primitives only
+    (a compiled kernel that skips the NaN rule checks this first)."""
+    def has(x, test):
+        if 0 in tuple(x.shape):
+            return False
+        if test == "nan":
+            mask = backend.binary("ne", x, x)
+        elif test == "zero":
+            mask = backend.binary("eq", x, 0)
+        else:
+            mask = backend.binary("eq", x, math.inf if test == "+inf" else -math.inf)
+        return bool(backend.to_numpy(backend.max(backend.where(mask, 1.0, 0.0))) > 0)
+
+    if has(a, "nan") or has(b, "nan"):
+        return True
+    if semiring.times == "add":
+        return ((has(a, "+inf") and has(b, "-inf")) or (has(a, "-inf") and has(b, "+inf")))
+    if semiring.times == "mul":
+        a_inf = has(a, "+inf") or has(a, "-inf")
+        b_inf = has(b, "+inf") or has(b, "-inf")
+        return (a_inf and has(b, "zero")) or (has(a, "zero") and b_inf)
+    return False   # minimum / maximum of non-NaN numbers is never NaN
+
+
 def generic_matmul(backend, a, b, semiring, block_elements=1 << 22):
     """Tropical batched matmul of a selective semiring from backend primitives, blocked
     over k so that memory stays O(B·n·m + block): (c, arg), ties -> lowest k, a NaN

@@ -81,34 +81,55 @@ def _check_size(plan, limit, problem):
                           f"max_intermediate to try anyway)")
 
 
-def _contract(params, pattern, constants, labels, plan, semiring, backend):
-    """Contract the network to a scalar with opgraph.tropical_einsum along the plan's
-    path and backpropagate to the vertex parameters.
+def _contract(params, pattern, constants, labels, plan, semiring, backend, exact_float32=False):
+    """Contract the network to a scalar along the plan's path and read the winning
+    configuration back (ops/einsum/lower.Contraction).
 
-    params: one float per vertex (weights or fields), a leaf tensor that requires
-    grad; vertex k's tensor is params[k] * pattern (labels[k] = (k,)); constants
-    are the remaining operands (edge tensors). Returns (value, d value / d params)."""
-    import opgraph
-    n = len(params)
+    params: one float per vertex (weights or fields); vertex k's tensor is
+    params[k] * pattern (labels[k] = (k,)); constants are the remaining operands
+    (edge tensors). Returns (value, state of every vertex (0 or 1)).
+
+    The state is what the gradient of the value with respect to the vertex tensors
+    selects (argmax routing, ties to the lowest index): the tracing walks the
+    same winners as TropicalEinsum's backward, without building gradient arrays.
+    exact_float32: every sum the contraction can form is an integer below 2^24, so
+    float32 is exact (half the memory and traffic of float64)."""
+    from opgraph.backends import get as get_backend
+    from opgraph.backends.semiring import get_semiring
+    from opgraph.ops.einsum.lower import Contraction
+    from opgraph.ops.einsum.plan import get_plan
+    from opgraph.tensor import get_default_backend
     start = time.perf_counter()
-    w = opgraph.tensor(np.asarray(params, dtype=np.float64), requires_grad=True, backend=backend)
-    rows = opgraph.reshape(w, (n, 1)) * opgraph.tensor(np.asarray([pattern], dtype=np.float64),
-                                                       backend=w.backend)
-    operands = [rows[k] for k in range(n)]
-    operands += [opgraph.tensor(np.asarray(c, dtype=np.float64), backend=w.backend)
-                 for c in constants]
-    args = []
-    for t, ls in zip(operands, labels):
-        args += [t, list(ls)]
-    args.append([])
-    result = opgraph.tropical_einsum(*args, semiring=semiring, optimize=_optimize_arg(plan.path))
-    (grad,) = opgraph.grad(result, [w])
+    be = get_backend(backend) if backend is not None else get_default_backend()
+    dtype = np.float32 if exact_float32 else np.float64
+    n = len(params)
+    pattern = np.asarray(pattern, dtype=np.float64)
+    host = [np.asarray(params[k] * pattern, dtype=dtype) for k in range(n)]
+    host += [np.asarray(c, dtype=dtype) for c in constants]
+    shapes = [a.shape for a in host]
+    subscripts = (tuple(tuple(ls) for ls in labels), ())
+    network = get_plan("tropical_einsum", subscripts, shapes, _optimize_arg(plan.path))
+    engine = Contraction(network, get_semiring(semiring))
+    out = engine.run(be, [be.asarray(a) for a in host])
+    value = float(np.asarray(be.to_numpy(out)).reshape(()))
+    assignment = engine.trace()
     plan.contraction_seconds = time.perf_counter() - start
-    return float(result.item()), grad.numpy()
+    return value, [assignment[k] for k in range(n)]
 
 
 def _optimize_arg(path):
     return ["einsum_path"] + [tuple(step) for step in path]
+
+
+def _integral(values):
+    """True when every value is an integer and their absolute sum is below 2^24: then
+    every partial sum a contraction forms is an integer float32 holds exactly."""
+    total = 0.0
+    for x in values:
+        if x != int(x):
+            return False
+        total += abs(x)
+    return total < 2 ** 24
 
 
 def _state(grad, allowed, node, problem):
@@ -238,9 +259,10 @@ def max_independent_set(graph, weights=None, *, optimize="auto", backend=None,
         return Solution(0.0, {}, contraction_plan([], method="greedy"))
     plan = contraction_plan(labels, method=optimize, max_intermediate=max_intermediate)
     _check_size(plan, max_intermediate, problem)
-    value, grad = _contract([w[v] for v in nodes], [0.0, 1.0], constants, labels, plan,
-                            "max_plus", backend)
-    config = {v: _state(grad[index[v]], (0.0, 1.0), v, problem) for v in nodes}
+    exact = _integral([w[v] for v in nodes])
+    value, states = _contract([w[v] for v in nodes], [0.0, 1.0], constants, labels, plan,
+                              "max_plus", backend, exact)
+    config = {v: states[index[v]] for v in nodes}
     # the answer must be feasible and attain the value: anything else is a bug
     for u, v in graph.edges():
         if config[u] and config[v]:
@@ -301,9 +323,10 @@ def spin_glass_ground_state(graph, J=None, h=None, *, optimize="auto", backend=N
         return Solution(0.0, {}, contraction_plan([], method="greedy"))
     plan = contraction_plan(labels, method=optimize, max_intermediate=max_intermediate)
     _check_size(plan, max_intermediate, problem)
-    energy, grad = _contract([fields[v] for v in nodes], [-1.0, 1.0], constants, labels, plan,
-                             "min_plus", backend)
-    spins = {v: _state(grad[index[v]], (-1.0, 1.0), v, problem) for v in nodes}
+    exact = _integral([fields[v] for v in nodes] + couplings)
+    energy, states = _contract([fields[v] for v in nodes], [-1.0, 1.0], constants, labels, plan,
+                               "min_plus", backend, exact)
+    spins = {v: 2 * states[index[v]] - 1 for v in nodes}
     attained = (sum(c * spins[u] * spins[v] for c, (u, v) in zip(couplings, edges))
                 + sum(fields[v] * spins[v] for v in nodes))
     if not _close(attained, energy):

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..base import (Backend, UNARY_OPS, BINARY_OPS, SEMIRINGS, check_axis_indexing, check_index,
                     check_index_dtype, check_key, check_rows_indexing, pair)
-from ..semiring import BUILTIN as BUILTIN_SEMIRINGS
+from ..semiring import BUILTIN as BUILTIN_SEMIRINGS, may_give_nan
 from . import device_functions as fn
 from . import launch as launch_config
 from .device import DEVICE, is_device_array
@@ -563,6 +563,8 @@ class NumbaCUDABackend(Backend):
         return None
 
     def _tropical_tiled(self, a, b, semiring):
+        if may_give_nan(self, a, b, semiring):   # the tiled kernel skips the NaN rule
+            return self.generic_tropical(a, b, semiring)
         semiring = semiring.name
         a, b, batch, n, k, m, nb, bshape, sa, sb, squeeze = self._batched(a, b, "tropical_matmul")
         dtype = np.result_type(a.dtype, b.dtype)

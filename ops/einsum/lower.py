@@ -6,6 +6,8 @@ index for the backward; a compound semiring's (several arrays per element).
 """
 import math
 
+import numpy as np
+
 from ..shape import inverse_permutation
 
 
@@ -201,3 +203,122 @@ def compound_pair(backend, step, a, b, semiring):
     sides = [to_3d(backend, step, x, y) for x, y in zip(a, b)]
     c3 = semiring.matmul(backend, tuple(s[0] for s in sides), tuple(s[1] for s in sides))
     return tuple(from_3d(backend, step, c) for c in c3)
+
+
+# =========================================================================== a whole contraction
+
+class Contraction:
+    """A selective-semiring contraction of one plan with as little per-step work as
+    possible, for the tropical solvers (and any caller that wants the winners, not a
+    gradient array).
+
+        c = Contraction(plan, semiring)
+        out = c.run(backend, arrays)          # the output (a backend array)
+        assignment = c.trace()                # {label: index} of the winning terms
+
+    run: each prepare step as in tropical_einsum, each pairwise step one
+    backend.tropical_contract (values only: the permutations fused, no winners
+    stored), every node kept (keep=False frees them as it goes: for a value only).
+    trace(index): the winning assignment of every label for one output entry, read
+    back from the kept values step by step, root first: at each step the contracted
+    labels take the first (lowest flat index) value that attains the step's entry,
+    exactly the routing of TropicalEinsum's backward for a one-hot output gradient,
+    so the same tie rule on every backend. Costs O(sum of contracted sizes)."""
+
+    def __init__(self, plan, semiring):
+        if not semiring.selective:
+            raise ValueError(f"Contraction: semiring {semiring.name!r} is compound; "
+                             "only a selective semiring has winners to trace")
+        self.plan, self.semiring = plan, semiring
+        self.nodes = None
+
+    def run(self, backend, arrays, keep=True):
+        plan, sr = self.plan, self.semiring
+        self.backend, self.inputs = backend, list(arrays)
+        nodes = [semiring_unary(backend, step, a, sr)[0] for step, a in zip(plan.preps, arrays)]
+        for i, j, step, _ in plan.pairs:
+            c = backend.tropical_contract(nodes[i], nodes[j], step.perm_a, step.shape_a3,
+                                          step.perm_b, step.shape_b3, step.natural_shape, sr)
+            if step.perm_c is not None:
+                c = backend.transpose(c, step.perm_c)
+            nodes.append(c)
+            if not keep:
+                nodes[i] = nodes[j] = None
+        out = nodes[-1]
+        if plan.final is not None:
+            out = backend.transpose(out, plan.final.perm)
+        self.nodes = nodes if keep else None
+        return out
+
+    def trace(self, index=()):
+        """{label: index} of the winning assignment for output entry `index`."""
+        if self.nodes is None:
+            raise RuntimeError("Contraction.trace: run(..., keep=True) first")
+        plan, backend = self.plan, self.backend
+        index = tuple(int(i) for i in (index if isinstance(index, tuple) else (index,)))
+        if len(index) != len(plan.spec.output):
+            raise ValueError(f"Contraction.trace: index {index} for an output of "
+                             f"{len(plan.spec.output)} dims")
+        assign = dict(zip(plan.spec.output, index))
+        for i, j, step, _ in reversed(plan.pairs):
+            if not step.contract:
+                continue
+            digits = _digits(step.contract, step.sizes)
+            va = _entries(backend, self.nodes[i], step.a_labels, assign, digits)
+            vb = _entries(backend, self.nodes[j], step.b_labels, assign, digits)
+            self._choose(_TIMES_HOST[self.semiring.times](va, vb), step.contract, digits,
+                         assign)
+        for step, labels, a in zip(plan.preps, plan.spec.inputs, self.inputs):
+            reduced = [step.diag_labels[p] for p in step.reduce_axes]
+            if not reduced:
+                continue
+            digits = _digits(reduced, plan.spec.sizes)
+            squeezed = [n == 1 and plan.spec.sizes[l] != 1 for l, n in zip(labels, a.shape)]
+            vals = _entries(backend, a, labels, assign, digits, squeezed)
+            self._choose(vals, reduced, digits, assign)
+        for labels in plan.spec.inputs:   # broadcast size-1 labels nothing constrains
+            for l in labels:
+                assign.setdefault(l, 0)
+        return assign
+
+    def _choose(self, cand, labels, digits, assign):
+        # the first best: np.argmax / argmin return the first one, and a NaN first
+        k = int(np.argmax(cand) if self.semiring.plus == "max" else np.argmin(cand))
+        for l in labels:
+            assign[l] = int(digits[l][k])
+
+    def peak_bytes(self, itemsize):
+        """Bytes held at the end of run(keep=True): the inputs, every node, and the
+        largest step's transposed copies (the default tropical_contract makes them)."""
+        plan = self.plan
+        total = sum(math.prod(s) for s in plan.in_shapes)
+        total += sum(math.prod(step.out_shape) for step in plan.preps if not step.identity)
+        work = 0
+        for _, _, step, _ in plan.pairs:
+            total += math.prod(step.c_shape)
+            work = max(work, math.prod(step.a_shape) + math.prod(step.b_shape))
+        return (total + work) * itemsize
+
+
+_TIMES_HOST = {"add": np.add, "mul": np.multiply, "minimum": np.minimum, "maximum": np.maximum}
+
+
+def _digits(labels, sizes):
+    """{label: its index in each term} over the row-major enumeration of `labels`."""
+    grids = np.indices(tuple(sizes[l] for l in labels)).reshape(len(labels), -1)
+    return {l: g for l, g in zip(labels, grids)}
+
+
+def _entries(backend, array, labels, assign, digits, squeezed=None):
+    """array's entries at the assigned labels, one per term of `digits` (host)."""
+    key = []
+    for p, l in enumerate(labels):
+        if squeezed is not None and squeezed[p]:
+            key.append(0)
+        elif l in assign:
+            key.append(assign[l])
+        else:
+            key.append(digits[l])
+    if not any(isinstance(k, np.ndarray) for k in key):
+        return np.asarray(backend.to_numpy(backend.getitem(array, tuple(key)))).reshape(1)
+    return np.asarray(backend.to_numpy(backend.getitem(array, tuple(key)))).reshape(-1)

@@ -537,24 +537,31 @@ class PathInfo:
             cost += _size(joint, sizes)
             flops += _flops(joint, bool(joint - result), 2, sizes)
             largest = max(largest, _size(result, sizes))
-            if self._step_labels is not None:  # the labels in the order the plan keeps them
-                a, b, result = self._step_labels[len(lines)]
-            lines.append((len(joint), f"{_labels_text(a)},{_labels_text(b)}->"
-                                      f"{_labels_text(result)}"))
+            lines.append((len(joint), a, b, result))
         everything = set(sizes)
         if not self.path and not self.count_operands:
             largest = _size(self.output, sizes)
         self.largest_intermediate = largest
         self.total_cost = cost
         self.width = math.log2(largest) if largest else 0.0
-        self.steps = lines
+        self._lines = lines
         self.naive_cost = _flops(everything, bool(everything - keep), max(1, len(labels)), sizes)
         if self.path:
             self.opt_cost = flops
-            self.scaling = max(s for s, _ in lines)
+            self.scaling = max(line[0] for line in lines)
         else:
             self.opt_cost = _flops(everything, bool(everything - keep), 1, sizes)
             self.scaling = len(sizes)
+
+    @property
+    def steps(self):
+        """(scaling, "a,b->c") per step, as numpy.einsum_path's table lists them."""
+        out = []
+        for k, (scaling, a, b, result) in enumerate(self._lines):
+            if self._step_labels is not None:  # the labels in the order the plan keeps them
+                a, b, result = self._step_labels[k]
+            out.append((scaling, f"{_labels_text(a)},{_labels_text(b)}->{_labels_text(result)}"))
+        return out
 
     @property
     def speedup(self):
