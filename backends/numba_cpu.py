@@ -339,6 +339,14 @@ def _may_give_nan_flat(a, b, semiring):
     return ((pa or ma) and zb) or (za and (pb or mb))
 
 
+def contract_kernels_ready(dtype):
+    """True when tropical_contract's kernels are compiled for `dtype` in this process
+    (otherwise the first call compiles them, or loads them from Numba's cache)."""
+    sig = numba.typeof(np.empty(1, dtype))
+    return all(any(s[0] == sig for s in k.signatures) for pair in _CONTRACT.values()
+               for k in pair[:1])
+
+
 def _group_offsets(shape, perm, shape3):
     """The flat offsets, in a C-contiguous array of `shape`, of each index of the three
     groups of axes of a.transpose(perm).reshape(shape3)."""

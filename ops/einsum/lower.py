@@ -232,11 +232,12 @@ class Contraction:
         self.plan, self.semiring = plan, semiring
         self.nodes = None
 
-    def run(self, backend, arrays, keep=True):
+    def run(self, backend, arrays, keep=True, on_step=None):
+        """The output; on_step(k) after the k-th pairwise step (progress)."""
         plan, sr = self.plan, self.semiring
         self.backend, self.inputs = backend, list(arrays)
         nodes = [semiring_unary(backend, step, a, sr)[0] for step, a in zip(plan.preps, arrays)]
-        for i, j, step, _ in plan.pairs:
+        for count, (i, j, step, _) in enumerate(plan.pairs, 1):
             c = backend.tropical_contract(nodes[i], nodes[j], step.perm_a, step.shape_a3,
                                           step.perm_b, step.shape_b3, step.natural_shape, sr)
             if step.perm_c is not None:
@@ -244,6 +245,8 @@ class Contraction:
             nodes.append(c)
             if not keep:
                 nodes[i] = nodes[j] = None
+            if on_step is not None:
+                on_step(count)
         out = nodes[-1]
         if plan.final is not None:
             out = backend.transpose(out, plan.final.perm)

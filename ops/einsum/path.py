@@ -510,6 +510,11 @@ class PathInfo:
         self.order_seconds = 0.0
         self.contraction_seconds = 0.0
         self._simulate()
+        # slicing (the tropical solvers): labels fixed per slice, the sliced network's
+        # PathInfo, the number of slices, multiply-adds over all of them, estimated peak
+        self.sliced_labels, self.sliced_info, self.slices = [], None, 1
+        self.cost_with_slices = self.total_cost
+        self.peak_bytes = None
 
     def _simulate(self):
         sizes, labels = self.sizes, self.labels
@@ -519,9 +524,9 @@ class PathInfo:
             for l in ls:
                 counts[l] = counts.get(l, 0) + 1
         keep = frozenset(self.output)
-        largest = max((_size(ls, sizes) for ls in current), default=1) \
-            if self.count_operands else 0
-        cost = flops = 0
+        operand_sizes = [_size(ls, sizes) for ls in current]
+        largest = max(operand_sizes, default=1) if self.count_operands else 0
+        cost = flops = results = pair = step = 0
         lines = []
         for i, j in self.path:
             a, b = current[i], current[j]
@@ -534,14 +539,23 @@ class PathInfo:
             for l in result:
                 counts[l] += 1
             current.append(result)
-            cost += _size(joint, sizes)
+            joint_size = _size(joint, sizes)
+            cost += joint_size
+            step = max(step, joint_size)
             flops += _flops(joint, bool(joint - result), 2, sizes)
-            largest = max(largest, _size(result, sizes))
+            size = _size(result, sizes)
+            largest = max(largest, size)
+            results += size
+            pair = max(pair, _size(a, sizes) + _size(b, sizes))
             lines.append((len(joint), a, b, result))
         everything = set(sizes)
         if not self.path and not self.count_operands:
             largest = _size(self.output, sizes)
         self.largest_intermediate = largest
+        self.operand_entries = sum(operand_sizes)   # entries of all operands
+        self.result_entries = results               # entries of all the steps' results
+        self.largest_pair = pair                    # entries of the largest step's two inputs
+        self.largest_step = step                    # the largest joint index space of a step
         self.total_cost = cost
         self.width = math.log2(largest) if largest else 0.0
         self._lines = lines
@@ -568,10 +582,16 @@ class PathInfo:
         return self.naive_cost / max(self.opt_cost, 1)
 
     def summary(self):
-        """One line: operands, method, largest intermediate, cost."""
+        """One line: operands, method, largest intermediate, cost (and slices)."""
+        if self.slices > 1:
+            part = self.sliced_info
+            return (f"{self.num_tensors} tensors, order {self.method}, {self.slices} slices "
+                    f"({len(self.sliced_labels)} label{'s' * (len(self.sliced_labels) > 1)} fixed), largest intermediate "
+                    f"{part.largest_intermediate} entries (2^{part.width:.4g}) per slice, "
+                    f"{float(self.cost_with_slices):.3g} tropical multiply-adds")
         return (f"{self.num_tensors} tensors, order {self.method}, largest intermediate "
                 f"{self.largest_intermediate} entries (2^{self.width:.4g}), "
-                f"{self.total_cost:.3g} tropical multiply-adds")
+                f"{float(self.total_cost):.3g} tropical multiply-adds")
 
     def __str__(self):
         head = [f"  Complete contraction:  {self.subscripts}",
@@ -690,6 +710,51 @@ def _elimination_path(labels, output, sizes, method, max_intermediate):
             consider(candidate(shuffled, "min_fill", "min_fill (shuffled)"))
     _, path, order, name = best
     return path, order, name
+
+
+def slice_labels(labels, output, sizes, path, fits, max_labels=64):
+    """Labels to slice (fix to one value per slice) so that the contraction of each slice
+    fits: greedily, the label whose fixing shrinks the tensors the path creates the most
+    (the sum of the entries of every tensor that carries it), until fits(info) is True
+    for the PathInfo of the sliced network (sliced labels of size 1). Output labels are
+    never sliced. Returns (labels, info); labels empty when the path fits as it is."""
+    sliced = []
+    sliced_sizes = dict(sizes)
+    info = PathInfo(labels, output, sliced_sizes, path, "sliced")
+    keep = set(output)
+    while not fits(info):
+        weight = {}
+        current = [frozenset(l) for l in labels]
+        counts = {}
+        for ls in current:
+            for l in ls:
+                counts[l] = counts.get(l, 0) + 1
+        for ls in current:
+            size = _size(ls, sliced_sizes)
+            for l in ls:
+                weight[l] = weight.get(l, 0) + size
+        for i, j in path:
+            a, b = current[i], current[j]
+            for pos in sorted((i, j), reverse=True):
+                current.pop(pos)
+            joint = a | b
+            for l in joint:
+                counts[l] -= (l in a) + (l in b)
+            result = frozenset(l for l in joint if counts[l] > 0 or l in keep)
+            for l in result:
+                counts[l] += 1
+            current.append(result)
+            size = _size(result, sliced_sizes)
+            for l in result:
+                weight[l] = weight.get(l, 0) + size
+        candidates = [(w, l) for l, w in weight.items() if l not in keep and sliced_sizes[l] > 1]
+        if not candidates or len(sliced) >= max_labels:
+            break
+        label = max(candidates, key=lambda c: c[0])[1]   # ties: the first label met
+        sliced.append(label)
+        sliced_sizes[label] = 1
+        info = PathInfo(labels, output, sliced_sizes, path, "sliced")
+    return sliced, info
 
 
 def _check_path(path, n):
