@@ -301,3 +301,29 @@ def test_backward_graph_nodes_show_shapes():
     labels = [d["label"] for _, d in g.nodes(data=True) if d["kind"] == "tensor"]
     assert "grad w\n(3, 2) float64" in labels
     assert all(re.search(r"\(\d*(, \d+)*,?\)", label) for label in labels), labels
+
+
+def test_mis_plot_shows_weights_and_spinglass_plot_coupling_signs(monkeypatch, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from opgraph.commands import mis, spinglass
+    calls = []
+    monkeypatch.setattr(mis, "draw", lambda *a, **k: calls.append((a, k)))
+    monkeypatch.setattr(spinglass, "draw", lambda *a, **k: calls.append((a, k)))
+    plot = str(tmp_path / "p.png")
+    assert main(["mis", "cycle:5", "--plot", plot]) == 0
+    assert calls[-1][1]["notes"] is None                       # all weights 1: nothing to add
+    assert main(["mis", "cycle:5", "--random-weights", "2", "--plot", plot]) == 0
+    out = capsys.readouterr().out
+    weights = dict(item.split(":") for item in out.split("weights: ")[1].splitlines()[0].split())
+    assert calls[-1][1]["notes"] == {int(v): w for v, w in weights.items()}
+    edges = tmp_path / "g.txt"
+    edges.write_text("0 1 1\n1 2 -1\n2 0 2\n")
+    assert main(["spinglass", str(edges), "--plot", plot]) == 0
+    kwargs = calls[-1][1]
+    graph = calls[-1][0][0]
+    color = {frozenset(e): c for e, c in zip(graph.edges, kwargs["edge_colors"])}
+    width = {frozenset(e): w for e, w in zip(graph.edges, kwargs["edge_widths"])}
+    ab, bc, ca = frozenset((0, 1)), frozenset((1, 2)), frozenset((2, 0))
+    assert color[ab] == color[ca] != color[bc]                 # J = 1 and 2 vs J = -1
+    assert width[ca] > width[ab] == width[bc]                  # |J| = 2 drawn thicker
+    assert any("J < 0" in entry[0] for entry in kwargs["legend"])

@@ -76,8 +76,12 @@ def print_contraction(solution, seconds):
           f"{info.contraction_seconds:.3f} s)")
 
 
-def draw(graph, path, colors, title, edge_colors=None, edge_styles=None):
-    """Save a drawing of `graph` with per-node colors to `path`; an exit code on failure."""
+def draw(graph, path, colors, title, edge_colors=None, edge_styles=None, edge_widths=None,
+         notes=None, legend=()):
+    """Save a drawing of `graph` with per-node colors to `path`; an exit code on failure.
+
+    notes: {node: text} written beside the nodes (vertex weights); legend: (label, color,
+    marker, linestyle) entries."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -96,12 +100,25 @@ def draw(graph, path, colors, title, edge_colors=None, edge_styles=None):
     edges = list(graph.edges())
     nx.draw_networkx_edges(graph, pos, ax=ax, edgelist=edges,
                            edge_color=edge_colors or ["#888888"] * len(edges),
-                           style=edge_styles or "solid", width=1.5)
+                           style=edge_styles or "solid", width=edge_widths or 1.5)
     nx.draw_networkx_nodes(graph, pos, ax=ax, nodelist=nodes,
                            node_color=[colors[v] for v in nodes], edgecolors="black",
                            node_size=300 if len(nodes) <= 64 else 120)
     if len(nodes) <= 64:
         nx.draw_networkx_labels(graph, pos, ax=ax, font_size=8)
+    if notes and len(nodes) <= 256:
+        ys = [p[1] for p in pos.values()]
+        lift = 0.045 * ((max(ys) - min(ys)) or 1)
+        nx.draw_networkx_labels(graph, {v: (x, y + lift) for v, (x, y) in pos.items()},
+                                labels=notes, ax=ax, font_size=7, font_color="#1d4ed8",
+                                verticalalignment="bottom")
+    if legend:
+        from matplotlib.lines import Line2D
+        handles = [Line2D([], [], color=color, marker=marker, linestyle=style, markersize=8,
+                          markeredgecolor="black" if marker else None, label=label)
+                   for label, color, marker, style in legend]
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8,
+                  frameon=False)
     ax.set_title(title)
     ax.set_axis_off()
     try:

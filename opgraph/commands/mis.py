@@ -46,8 +46,13 @@ def run(args):
     if args.plot:
         colors = {v: "#d62728" if config[v] else "#dddddd" for v in graph.nodes}
         what = "size" if weights is None else "weight"
-        code = draw(graph, args.plot, colors,
-                    f"maximum independent set, {what} {value:g} (red)")
+        weighted = weights is not None and any(w != 1 for w in weights.values())
+        notes = {v: f"{weights[v]:g}" for v in graph.nodes} if weighted else None
+        legend = [("in the set", "#d62728", "o", "none"), ("not in it", "#dddddd", "o", "none")]
+        if weighted:
+            legend.append(("blue: vertex weight", "#1d4ed8", "", "none"))
+        code = draw(graph, args.plot, colors, f"maximum independent set, {what} {value:g}",
+                    notes=notes, legend=legend)
         if code is not None:
             return code
     return 0

@@ -51,10 +51,18 @@ def run(args):
     if args.plot:
         colors = {v: "#1f77b4" if spins[v] > 0 else "#ff7f0e" for v in graph.nodes}
         bad = set(unsatisfied)
-        code = draw(graph, args.plot, colors,
-                    f"ground state, energy {energy:g} (blue +1, orange -1, red: unsatisfied)",
-                    edge_colors=["#d62728" if e in bad else "#888888" for e in edges],
-                    edge_styles=["dashed" if e in bad else "solid" for e in edges])
+        # E = sum J s_u s_v: J < 0 wants equal spins (ferromagnetic), J > 0 opposite ones
+        sign_color = {True: "#15803d", False: "#7e22ce"}
+        largest = max((abs(J[e]) for e in edges), default=1) or 1
+        code = draw(graph, args.plot, colors, f"spin-glass ground state, energy {energy:g}",
+                    edge_colors=[sign_color[J[e] < 0] for e in edges],
+                    edge_styles=["dashed" if e in bad else "solid" for e in edges],
+                    edge_widths=[0.8 + 2.2 * abs(J[e]) / largest for e in edges],
+                    legend=[("spin +1", "#1f77b4", "o", "none"),
+                            ("spin -1", "#ff7f0e", "o", "none"),
+                            ("J < 0 (wants equal spins)", sign_color[True], "", "-"),
+                            ("J > 0 (wants opposite spins)", sign_color[False], "", "-"),
+                            ("unsatisfied coupling", "#555555", "", "--")])
         if code is not None:
             return code
     return 0
