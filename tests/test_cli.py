@@ -135,6 +135,7 @@ def test_a_closed_stdout_is_one_line_and_exit_2(tmp_path):
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         job.stdout.close()  # the reader is gone before anything is written, as `| head -0`
         err = job.stderr.read().decode()
+        job.stderr.close()
         assert job.wait(timeout=120) == 2, err
         assert err.strip() == ("error: standard output was closed before the command finished "
                                "(broken pipe)"), err
