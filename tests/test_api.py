@@ -1,4 +1,4 @@
-"""The names DESIGN.md fixes exist where it says."""
+"""The public names and signatures the API promises exist where users look for them.
 import inspect
 
 import numpy as np
