@@ -1,4 +1,4 @@
-"""The public names and signatures the API promises exist where users look for them.
+"""The public names and signatures the API promises exist where users look for them."""
 import inspect
 
 import numpy as np
