@@ -370,6 +370,23 @@ class Backend(ABC):
     def col2im(self, cols, x_shape, kh, kw, stride, padding, dilation=1):
         """Adjoint of im2col: overlapping patches are summed back into (N, C, H, W)."""
 
+    # The batch folded into the columns: a convolution of the whole batch is then one
+    # matrix product (one large GEMM instead of N small ones). Defaults from im2col /
+    # col2im; a backend overrides them to write the layout directly.
+    def conv_patches(self, x, kh, kw, stride, padding, dilation=1):
+        """x (N, C, H, W) -> cols (C*kh*kw, N*OH*OW), zero padding:
+        cols[(c, i, j), (n, oh, ow)] = xpad[n, c, oh*sh + i*dh, ow*sw + j*dw]."""
+        cols = self.im2col(x, kh, kw, stride, padding, dilation)
+        n, k, l = cols.shape
+        return self.reshape(self.copy(self.transpose(cols, (1, 0, 2))), (k, n * l))
+
+    def conv_patches_adjoint(self, cols, x_shape, kh, kw, stride, padding, dilation=1):
+        """Adjoint of conv_patches: cols (C*kh*kw, N*OH*OW) summed back into x_shape."""
+        n = x_shape[0]
+        k, m = cols.shape
+        batched = self.copy(self.transpose(self.reshape(cols, (k, n, m // n)), (1, 0, 2)))
+        return self.col2im(batched, x_shape, kh, kw, stride, padding, dilation)
+
     @abstractmethod
     def max_pool2d(self, x, kernel, stride):
         """x (N, C, H, W) -> (out (N, C, OH, OW), idx) where idx (int64) is the flat

@@ -316,6 +316,27 @@ class NumpyBackend(Backend):
                 out[:, :, i * dh:i * dh + sh * oh:sh, j * dw:j * dw + sw * ow:sw] += cols[:, :, i, j]
         return out[:, :, ph:ph + h, pw:pw + w]
 
+    def conv_patches(self, x, kh, kw, stride, padding, dilation=1):
+        c = x.shape[1]
+        (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
+        if ph or pw:
+            x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+        span = ((kh - 1) * dh + 1, (kw - 1) * dw + 1)
+        win = sliding_window_view(x, span, axis=(2, 3))[:, :, ::sh, ::sw, ::dh, ::dw]
+        return win.transpose(1, 4, 5, 0, 2, 3).reshape(c * kh * kw, -1)
+
+    def conv_patches_adjoint(self, cols, x_shape, kh, kw, stride, padding, dilation=1):
+        n, c, h, w = x_shape
+        (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
+        oh, ow = conv_out(h, kh, sh, ph, dh), conv_out(w, kw, sw, pw, dw)
+        cols = cols.reshape(c, kh, kw, n, oh, ow)
+        out = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
+        for i in range(kh):  # the same order of additions as col2im
+            for j in range(kw):
+                out[:, :, i * dh:i * dh + sh * oh:sh, j * dw:j * dw + sw * ow:sw] += \
+                    cols[:, i, j].transpose(1, 0, 2, 3)
+        return out[:, :, ph:ph + h, pw:pw + w]
+
     def max_pool2d(self, x, kernel, stride):
         n, c, h, w = x.shape
         (kh, kw), (sh, sw) = pair(kernel), pair(stride)

@@ -572,6 +572,32 @@ def test_im2col_col2im(backend, rng, dtype, x_shape, kh, kw, stride, padding):
     np.testing.assert_allclose(lhs, rhs, rtol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("x_shape,kh,kw,stride,padding,dilation", [
+    case + (1,) for case in CONV_CASES] + [
+    ((1, 2, 6, 7), 2, 3, (2, 1), (1, 0), (2, 1)), ((2, 1, 5, 5), 3, 3, 1, (0, 2), 2)])
+def test_conv_patches_and_adjoint(backend, rng, dtype, x_shape, kh, kw, stride, padding,
+                                  dilation):
+    # im2col with the batch folded into the columns: (C*kh*kw, N*OH*OW)
+    x = normal(rng, x_shape, dtype)
+    batched = REF.im2col(x, kh, kw, stride, padding, dilation)
+    if dilation == 1:
+        np.testing.assert_array_equal(batched, _im2col_brute(x, kh, kw, stride, padding))
+    want = batched.transpose(1, 0, 2).reshape(batched.shape[1], -1)
+    same(backend, backend.conv_patches(put(backend, x, "transposed"), kh, kw, stride, padding,
+                                       dilation), want, exact=True)
+    cols = normal(rng, want.shape, dtype)
+    expect = REF.col2im(np.ascontiguousarray(
+        cols.reshape(want.shape[0], x_shape[0], -1).transpose(1, 0, 2)), x_shape, kh, kw,
+        stride, padding, dilation)
+    got = backend.conv_patches_adjoint(put(backend, cols, "transposed"), x_shape, kh, kw,
+                                       stride, padding, dilation)
+    same(backend, got, expect)
+    # the same sums in the same order as col2im: bit-identical on the CPU backends
+    if backend.name in ("numpy", "numba"):
+        np.testing.assert_array_equal(get(backend, got), expect)
+
+
 def _pool_brute(x, kernel, stride):
     n, c, h, w = x.shape
     oh, ow = (h - kernel) // stride + 1, (w - kernel) // stride + 1
@@ -918,6 +944,9 @@ def _every_kernel(rng):
             ("im2col", lambda be, x=x: be.im2col(x, 3, 2, 1, 1)),
             ("col2im", lambda be, c=normal(rng, (3, 12, 49), dtype): be.col2im(
                 c, (3, 2, 7, 6), 3, 2, 1, 1)),
+            ("conv_patches", lambda be, x=x: be.conv_patches(x, 3, 2, 1, 1)),
+            ("conv_patches_adjoint", lambda be, c=normal(rng, (12, 147), dtype):
+                be.conv_patches_adjoint(c, (3, 2, 7, 6), 3, 2, 1, 1)),
             ("max_pool2d", lambda be, x=x: be.max_pool2d(x, 2, 2)),
             ("softmax", lambda be, x=x: be.softmax(x, 1)),
             ("log_softmax", lambda be, x=x: be.log_softmax(x, -1)),
