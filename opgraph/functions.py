@@ -217,6 +217,8 @@ def matmul(a, b):
     """Matrix product with NumPy semantics: 2-D, batched with broadcast batch dims, and
     1-D operands promoted to a row / column and squeezed afterwards."""
     a, b = as_tensors("MatMul", (a, b), promote=True)
+    if len(a.data.shape) == 2 and len(b.data.shape) == 2:  # the common case first
+        return _la.MatMul()(a, b)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"MatMul: scalar operands are not allowed (shapes {a.shape} and {b.shape});"
                          " use mul")

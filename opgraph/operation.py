@@ -20,6 +20,8 @@ from opgraph.backends.base import IndexOutOfRange
 from .tensor import Tensor, as_tensors, get_default_backend
 
 _sequence = itertools.count()
+_recording = _tape._state  # this thread's recording flag and tape stack
+_KEPT_AFTER_RELEASE = ("_seq", "_tape", "_output", "backend")
 
 
 class Operation:
@@ -57,7 +59,7 @@ class Operation:
         return result if isinstance(result, tuple) else tuple(result)
 
     def __call__(self, *inputs):
-        inputs = as_tensors(self.name, inputs, self.promote)
+        inputs = as_tensors(self, inputs, self.promote)
         self.backend = inputs[0].backend if inputs else get_default_backend()
         try:
             result = self.forward(*[t.data for t in inputs])
@@ -66,18 +68,20 @@ class Operation:
         return self._wrap(result, inputs)
 
     def _needs_grad(self, inputs):
-        if _tape._state.recording:
+        if _recording.recording:
             for t in inputs:
                 if t.requires_grad:
                     return True
         return False
 
     def _wrap(self, array, inputs):
-        if array.dtype.kind == "f" and self._needs_grad(inputs):
-            out = Tensor._make(array, self.backend, True, self)
-            self._record(inputs)
-            self._output = weakref.ref(out)
-            return out
+        if _recording.recording and array.dtype.kind == "f":
+            for t in inputs:
+                if t.requires_grad:
+                    out = Tensor._make(array, self.backend, True, self)
+                    self._record(inputs)
+                    self._output = weakref.ref(out)
+                    return out
         return Tensor._make(array, self.backend)
 
     def _record(self, inputs):
@@ -87,14 +91,15 @@ class Operation:
                                "needs on itself)")
         self._inputs = inputs
         self._seq = next(_sequence)
-        self._tape = _tape.current_tape()
+        self._tape = _recording.tapes[-1]
         self._tape.record(self)
 
     def _release(self):
         """Drop what forward saved (and the inputs) once backward has used them."""
-        for key in list(self.__dict__):
-            if key not in ("_seq", "_tape", "_output", "backend"):
-                del self.__dict__[key]
+        saved = self.__dict__
+        kept = {key: saved[key] for key in _KEPT_AFTER_RELEASE if key in saved}
+        saved.clear()
+        saved.update(kept)
         self._released = True
 
     def constant(self, array):

@@ -257,7 +257,7 @@ def _replay(roots, root_grads, retain_graph, create_graph, tape=None, keep=()):
                 if entry is not None and keep_ids and id(out) in keep_ids:
                     kept[id(out)] = entry
                 out_grads.append(None if entry is None else entry[1])
-            if all(g is None for g in out_grads):
+            if out_grads.count(None) == len(out_grads):
                 continue
             if create_graph and op.once_differentiable:
                 raise RuntimeError(

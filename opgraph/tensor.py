@@ -295,7 +295,7 @@ for _name in METHODS:
 # ---- the one input-conversion rule, for ops and public functions alike
 
 def as_tensors(name, values, promote=False):
-    """`values` as Tensors on one backend, for op `name`.
+    """`values` as Tensors on one backend, for op `name` (a string, or the op itself).
 
     Python scalars, NumPy scalars and arrays, and lists become constant tensors on the
     tensors' backend; float ones take the tensors' float dtype (float32 * 2.0 and
@@ -312,7 +312,7 @@ def as_tensors(name, values, promote=False):
             break
     else:
         return values
-    return _converted(name, values, promote)
+    return _converted(name if isinstance(name, str) else name.name, values, promote)
 
 
 def _converted(name, values, promote):

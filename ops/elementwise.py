@@ -22,8 +22,9 @@ class Add(_Binary):
     kernel = "add"
 
     def backward(self, grad):
-        a, b = self.inputs
-        return sum_to_shape(grad, a.shape), sum_to_shape(grad, b.shape)
+        a, b = self.inputs  # (an input that needs no gradient gets None: not computed)
+        return (sum_to_shape(grad, a.shape) if a.requires_grad else None,
+                sum_to_shape(grad, b.shape) if b.requires_grad else None)
 
 
 class Sub(_Binary):
@@ -39,7 +40,8 @@ class Sub(_Binary):
 
     def backward(self, grad):
         a, b = self.inputs
-        return sum_to_shape(grad, a.shape), sum_to_shape(-grad, b.shape)
+        return (sum_to_shape(grad, a.shape) if a.requires_grad else None,
+                sum_to_shape(-grad, b.shape) if b.requires_grad else None)
 
 
 def crossed_saves(op):
@@ -55,7 +57,8 @@ class Mul(_Binary):
 
     def backward(self, grad):
         a, b = self.inputs
-        return sum_to_shape(grad * b, a.shape), sum_to_shape(grad * a, b.shape)
+        return (sum_to_shape(grad * b, a.shape) if a.requires_grad else None,
+                sum_to_shape(grad * a, b.shape) if b.requires_grad else None)
 
 
 class Div(_Binary):
@@ -68,7 +71,8 @@ class Div(_Binary):
 
     def backward(self, grad):
         a, b = self.inputs
-        return sum_to_shape(grad / b, a.shape), sum_to_shape(-grad * a / (b * b), b.shape)
+        return (sum_to_shape(grad / b, a.shape) if a.requires_grad else None,
+                sum_to_shape(-grad * a / (b * b), b.shape) if b.requires_grad else None)
 
 
 class Pow(Operation):

@@ -26,8 +26,8 @@ class MatMul(Operation):
         return self.backend.matmul(a, b)
 
     def backward(self, grad):
-        a, b = self.inputs
-        return grad @ b.T, a.T @ grad
+        a, b = self.inputs  # (an input that needs no gradient gets None: not computed)
+        return grad @ b.T if a.requires_grad else None, a.T @ grad if b.requires_grad else None
 
 
 class BatchMatMul(Operation):
@@ -48,5 +48,7 @@ class BatchMatMul(Operation):
 
     def backward(self, grad):
         a, b = self.inputs
-        return (sum_to_shape(BatchMatMul()(grad, _swap_last(b)), a.shape),
-                sum_to_shape(BatchMatMul()(_swap_last(a), grad), b.shape))
+        return (sum_to_shape(BatchMatMul()(grad, _swap_last(b)), a.shape)
+                if a.requires_grad else None,
+                sum_to_shape(BatchMatMul()(_swap_last(a), grad), b.shape)
+                if b.requires_grad else None)

@@ -25,8 +25,8 @@ class SumDim(Operation):
     saves = ()
 
     def __init__(self, dims=None, keepdim=False):
-        self.dims, self.keepdim = dims, check_flag(f"{self.name} ({self.name[:-3].lower()})",
-                                                   "keepdim", keepdim)
+        self.dims, self.keepdim = dims, check_flag(
+            lambda: f"{self.name} ({self.name[:-3].lower()})", "keepdim", keepdim)
 
     def forward(self, x):
         self.in_shape = x.shape
@@ -44,8 +44,8 @@ class MeanDim(Operation):
     saves = ()
 
     def __init__(self, dims=None, keepdim=False):
-        self.dims, self.keepdim = dims, check_flag(f"{self.name} ({self.name[:-3].lower()})",
-                                                   "keepdim", keepdim)
+        self.dims, self.keepdim = dims, check_flag(
+            lambda: f"{self.name} ({self.name[:-3].lower()})", "keepdim", keepdim)
 
     def forward(self, x):
         self.in_shape = x.shape
@@ -69,7 +69,8 @@ class MaxDim(Operation):
     kind = "max"
 
     def __init__(self, dim, keepdim=False):
-        self.dim, self.keepdim = dim, check_flag(f"{self.name} ({self.kind})", "keepdim", keepdim)
+        self.dim, self.keepdim = dim, check_flag(lambda: f"{self.name} ({self.kind})",
+                                                "keepdim", keepdim)
 
     def forward(self, x):
         self.dim = normalize_axis(self.name, self.dim, len(x.shape))

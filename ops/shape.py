@@ -38,7 +38,12 @@ def normalize_axis(name, axis, ndim):
 
 
 def check_flag(name, what, value):
-    """`value` as a bool: True/False (or 0/1, as NumPy's keepdims), else a TypeError."""
+    """`value` as a bool: True/False (or 0/1, as NumPy's keepdims), else a TypeError.
+    `name` may be a function giving the name (built only for the error message)."""
+    if value is True or value is False:
+        return value
+    if callable(name):
+        name = name()
     if isinstance(value, bool) or type(value).__name__ == "bool_" or value in (0, 1) \
             and hasattr(value, "__index__"):
         return bool(value)
