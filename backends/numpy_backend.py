@@ -4,6 +4,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from . import threads
 from .base import (Backend, check_axis_indexing, check_index, check_key, check_rows_indexing,
                    pair)
 from .semiring import get_semiring
@@ -56,6 +57,32 @@ _TIMES_UFUNC = {"add": np.add, "mul": np.multiply, "minimum": np.minimum, "maxim
 def conv_out(size, k, stride, padding, dilation=1):
     return (size + 2 * padding - dilation * (k - 1) - 1) // stride + 1
 
+
+
+def _out_hw(x_shape, kh, kw, stride, padding, dilation):
+    (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
+    return conv_out(x_shape[2], kh, sh, ph, dh), conv_out(x_shape[3], kw, sw, pw, dw)
+
+
+def _windows(x, kh, kw, stride, padding, dilation):
+    """Every patch a convolution reads, as a view (N, C, OH, OW, kh, kw) of padded x."""
+    (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
+    if ph or pw:
+        x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    span = ((kh - 1) * dh + 1, (kw - 1) * dw + 1)
+    return sliding_window_view(x, span, axis=(2, 3))[:, :, ::sh, ::sw, ::dh, ::dw]
+
+
+def _add_patches(patches, x_shape, stride, padding, dilation):
+    """The adjoint of _windows: patches (N, C, kh, kw, OH, OW) summed back into x_shape."""
+    n, c, h, w = x_shape
+    kh, kw, oh, ow = patches.shape[2:]
+    (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
+    out = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=patches.dtype)
+    for i in range(kh):  # a loop over kernel offsets, each a strided slab add
+        for j in range(kw):
+            out[:, :, i * dh:i * dh + sh * oh:sh, j * dw:j * dw + sw * ow:sw] += patches[:, :, i, j]
+    return out[:, :, ph:ph + h, pw:pw + w]
 
 
 class NumpyBackend(Backend):
@@ -212,7 +239,7 @@ class NumpyBackend(Backend):
 
     # ---- linear algebra
     def matmul(self, a, b):
-        return np.matmul(a, b)
+        return threads.matmul(a, b)  # BLAS on opgraph's thread count (threads.py)
 
     def tropical_matmul(self, a, b, semiring):
         return self.semiring_matmul(a, b, semiring)
@@ -297,46 +324,26 @@ class NumpyBackend(Backend):
 
     # ---- convolution and pooling
     def im2col(self, x, kh, kw, stride, padding, dilation=1):
-        n, c, h, w = x.shape
-        (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
-        if ph or pw:
-            x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-        span = ((kh - 1) * dh + 1, (kw - 1) * dw + 1)
-        win = sliding_window_view(x, span, axis=(2, 3))[:, :, ::sh, ::sw, ::dh, ::dw]
-        oh, ow = win.shape[2], win.shape[3]
-        return win.transpose(0, 1, 4, 5, 2, 3).reshape(n, c * kh * kw, oh * ow)
+        n, c = x.shape[:2]
+        win = _windows(x, kh, kw, stride, padding, dilation)
+        return win.transpose(0, 1, 4, 5, 2, 3).reshape(n, c * kh * kw, -1)
 
     def col2im(self, cols, x_shape, kh, kw, stride, padding, dilation=1):
         n, c, h, w = x_shape
-        (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
-        oh, ow = conv_out(h, kh, sh, ph, dh), conv_out(w, kw, sw, pw, dw)
-        cols = cols.reshape(n, c, kh, kw, oh, ow)
-        out = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
-        for i in range(kh):  # a loop over kernel offsets, each a strided slab add
-            for j in range(kw):
-                out[:, :, i * dh:i * dh + sh * oh:sh, j * dw:j * dw + sw * ow:sw] += cols[:, :, i, j]
-        return out[:, :, ph:ph + h, pw:pw + w]
+        oh, ow = _out_hw(x_shape, kh, kw, stride, padding, dilation)
+        return _add_patches(cols.reshape(n, c, kh, kw, oh, ow), x_shape, stride, padding,
+                            dilation)
 
     def conv_patches(self, x, kh, kw, stride, padding, dilation=1):
         c = x.shape[1]
-        (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
-        if ph or pw:
-            x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-        span = ((kh - 1) * dh + 1, (kw - 1) * dw + 1)
-        win = sliding_window_view(x, span, axis=(2, 3))[:, :, ::sh, ::sw, ::dh, ::dw]
+        win = _windows(x, kh, kw, stride, padding, dilation)
         return win.transpose(1, 4, 5, 0, 2, 3).reshape(c * kh * kw, -1)
 
     def conv_patches_adjoint(self, cols, x_shape, kh, kw, stride, padding, dilation=1):
         n, c, h, w = x_shape
-        (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
-        oh, ow = conv_out(h, kh, sh, ph, dh), conv_out(w, kw, sw, pw, dw)
-        cols = cols.reshape(c, kh, kw, n, oh, ow)
-        out = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
-        for i in range(kh):  # the same order of additions as col2im
-            for j in range(kw):
-                out[:, :, i * dh:i * dh + sh * oh:sh, j * dw:j * dw + sw * ow:sw] += \
-                    cols[:, i, j].transpose(1, 0, 2, 3)
-        return out[:, :, ph:ph + h, pw:pw + w]
+        oh, ow = _out_hw(x_shape, kh, kw, stride, padding, dilation)
+        patches = cols.reshape(c, kh, kw, n, oh, ow).transpose(3, 0, 1, 2, 4, 5)
+        return _add_patches(patches, x_shape, stride, padding, dilation)
 
     def max_pool2d(self, x, kernel, stride):
         n, c, h, w = x.shape

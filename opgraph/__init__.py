@@ -16,6 +16,7 @@ from .tensor import (Tensor, tensor, from_numpy, zeros, ones, full, randn, rand,
 from .operation import Operation, MultiOutputOperation
 from .tape import Tape, grad, no_grad, enable_grad, inference_mode, current_tape
 from .gradcheck import gradcheck, gradgradcheck, GradcheckError
+from .backends import get_num_threads, set_num_threads
 
 import numpy as _np
 
@@ -40,7 +41,7 @@ _CORE = ["Tensor", "tensor", "from_numpy", "zeros", "ones", "full", "randn", "ra
          "eye", "zeros_like", "ones_like", "full_like", "randn_like", "rand_like",
          "Operation", "MultiOutputOperation", "Tape", "grad", "no_grad", "enable_grad",
          "inference_mode", "current_tape", "gradcheck", "gradgradcheck", "GradcheckError",
-         "backends", "ops"]  # (the dtype names stay out: `import *` must not shadow int, bool)
+         "get_num_threads", "set_num_threads", "backends", "ops"]  # (the dtype names stay out: `import *` must not shadow int, bool)
 
 
 def _functions():

@@ -21,15 +21,22 @@ def add_arguments(parser):
                         help="also measure the first-call JIT compile time of every Numba-CPU "
                              "kernel (fresh processes, empty cache) and the cache-load time")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    parser.add_argument("--threads", type=int, metavar="N", default=None,
+                        help="run opgraph (Numba and the BLAS of its products) and PyTorch on "
+                             "N threads each (default: each its own default)")
 
 
 def run(args):
     from . import bench_suite as bench
+    from ._cli import number
     from .timing import format_machine
 
+    if args.threads is not None:
+        number(args.threads, "--threads", minimum=1, integer=True)
     backends = args.backend or ["numpy", "numba"]
     result = bench.run_benchmarks(backends, quick=args.quick, peers=not args.no_peers,
-                                  only=args.only, progress=lambda s: print("  " + s, flush=True))
+                                  only=args.only, threads=args.threads,
+                                  progress=lambda s: print("  " + s, flush=True))
     print()
     print(format_machine(result["machine"]))
     print()

@@ -44,8 +44,13 @@ def _backend(name):
     return backends.get(name)
 
 
+_THREADS = {"n": None}  # run_benchmarks(threads=n): every implementation on n threads
+
+
 def _torch():
     import torch  # ImportError -> reported as absent
+    if _THREADS["n"] is not None:
+        torch.set_num_threads(_THREADS["n"])
     return torch
 
 
@@ -317,11 +322,17 @@ def cases(quick=False):
 
 # ------------------------------------------------------------------- running
 def run_benchmarks(backends=("numpy", "numba"), quick=False, peers=True, progress=None,
-                   min_time=None, only=None):
+                   min_time=None, only=None, threads=None):
     """Time every case on `backends` (names) and, when `peers`, on the installed
     peers. Returns {"machine": ..., "rows": [...]}; each row holds, per
-    implementation, either timings or {"status": "absent" | "error", ...}."""
+    implementation, either timings or {"status": "absent" | "error", ...}.
+    `threads`: run opgraph (opgraph.set_num_threads: Numba and the BLAS of its
+    products) and PyTorch on that many threads; None leaves each at its default."""
     backends = list(backends)
+    _THREADS["n"] = threads
+    if threads is not None:
+        import opgraph
+        opgraph.set_num_threads(threads)
     load_at_start = load_average()
     # One process holds up to three thread pools (OpenBLAS, Numba's OpenMP,
     # PyTorch's OpenMP). With idle workers spinning (the OpenMP default) they

@@ -80,6 +80,8 @@ def machine_info():
         import numba
         info["numba"] = numba.__version__
         info["numba_threads"] = numba.get_num_threads()
+        from opgraph.backends import blas_threads
+        info["opgraph_blas_threads"] = blas_threads()
         info["numba_threading_layer"] = _threading_layer()
     except ImportError:
         info["numba"] = None
@@ -131,7 +133,8 @@ def format_machine(info):
              f"torch {info.get('torch') or 'absent'}"
              + (f" ({info.get('torch_threads')} threads)" if info.get("torch") else "")
              + f", tropical-gemm {info.get('tropical_gemm') or 'absent'}",
-             f"BLAS: {blas}",
+             f"BLAS: {blas}; inside opgraph's products: "
+             f"{info.get('opgraph_blas_threads')} thread(s)",
              f"load average (1, 5, 15 min) at the end of the run: "
              f"{info.get('load_average_1_5_15min')}",
              f"env: {info.get('env') or '{}'}"]
