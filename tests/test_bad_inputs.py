@@ -95,6 +95,11 @@ BAD_INPUTS = {
         (lambda: og.rand(-3), ValueError, r"rand: negative size"),
         (lambda: og.rand(2, dtype=object), TypeError, r"rand: dtype object"),
     ],
+    "set_num_threads": [
+        (lambda: og.set_num_threads(0), ValueError, r"set_num_threads: expected a positive int"),
+        (lambda: og.set_num_threads(2.5), ValueError, r"set_num_threads:.*2\.5"),
+        (lambda: og.set_num_threads("2"), ValueError, r"set_num_threads:.*'2'"),
+    ],
     "set_default_backend": [
         (lambda: og.set_default_backend("foo"), ValueError, r"unknown backend 'foo'.*numpy"),
     ],
@@ -543,6 +548,7 @@ BAD_INPUTS = {
 # public callables whose bad inputs are covered elsewhere or that take no input
 NO_ROWS = {
     "get_default_backend": "takes no arguments",
+    "get_num_threads": "takes no arguments",
     "current_tape": "takes no arguments",
 }
 
