@@ -384,6 +384,8 @@ class Backend(ABC):
         """Adjoint of conv_patches: cols (C*kh*kw, N*OH*OW) summed back into x_shape."""
         n = x_shape[0]
         k, m = cols.shape
+        if n == 0:
+            return self.zeros(tuple(x_shape), cols.dtype)
         batched = self.copy(self.transpose(self.reshape(cols, (k, n, m // n)), (1, 0, 2)))
         return self.col2im(batched, x_shape, kh, kw, stride, padding, dilation)
 
