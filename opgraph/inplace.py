@@ -20,7 +20,6 @@ import weakref
 
 import numpy as np
 
-from . import functions as F
 from . import operation as _operation
 from . import tape as _tape
 from . import versions
@@ -54,6 +53,16 @@ def update(t, name, compute, operands=(), needs_original=False, kernel=None, cas
     value = _fitted(t, compute(t, *operands), name)
     _write(t, Ellipsis, value.data, next(_operation._sequence))
     return t
+
+
+def assign(t, array):
+    """Write a backend array of t's shape into t's storage, outside the graph (an
+    optimizer's step): views and detach() see it, and the version counter counts it."""
+    if tuple(array.shape) != t.shape:
+        raise ValueError(f"assign: an array of shape {tuple(array.shape)} for a tensor of shape "
+                         f"{t.shape}")
+    _check_writable(t, "assign")
+    _write(t, Ellipsis, array, next(_operation._sequence))
 
 
 def _raw_operands(t, operands):
@@ -451,3 +460,7 @@ def normal_(x, mean=0.0, std=1.0):
 
 def setitem_method(x, key, value):
     setitem(x, key, value)
+
+
+# last: opgraph.functions imports this module's methods at its end, and either may load first
+from . import functions as F  # noqa: E402

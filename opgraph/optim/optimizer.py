@@ -2,6 +2,7 @@
 import math
 
 from .. import _checks
+from ..inplace import assign
 from ..tensor import Tensor, weak_scalar
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad"]
@@ -80,10 +81,11 @@ class Optimizer:
                 if state.get("backend", p.backend) is not p.backend:
                     _move_state(state, p.backend)   # the module was moved with .to()
                 state["backend"] = p.backend
-                dtype = p.data.dtype
+                storage = p.data
                 self._update(p, g, hyper, state)
-                if p.data.dtype != dtype:  # an update never changes a parameter's dtype
-                    p.data = p.backend.astype(p.data, dtype)
+                if p.data is not storage:  # in place, as torch's: views, detach() and the
+                    new, p.data = p.data, storage  # version counter see the step (and an
+                    assign(p, new)                 # update never changes the dtype)
 
     def _update(self, p, g, group, state):
         raise NotImplementedError
