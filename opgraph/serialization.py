@@ -41,7 +41,8 @@ def _write_archive(file, arrays):
     with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED) as archive:
         for name, a in arrays.items():
             with archive.open(name + ".npy", "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.ascontiguousarray(a), allow_pickle=False)
+                # asarray, not ascontiguousarray: that one turns a 0-d array into shape (1,)
+                np.lib.format.write_array(member, np.asarray(a, order="C"), allow_pickle=False)
 
 
 def save(module_or_state, path):

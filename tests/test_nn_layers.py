@@ -371,3 +371,35 @@ def test_clip_grad_value_and_parameter_vectors(backend):
     assert layer.weight.numpy().tolist() == [[1, 1]] * 3
     with pytest.raises(ValueError, match=r"clip_grad_value_: clip_value must be in"):
         nn.utils.clip_grad_value_(p, -1)
+
+
+def test_batchnorm_survives_save_and_load(tmp_path):
+    bn = nn.BatchNorm2d(2)
+    for _ in range(3):
+        bn(og.randn(4, 2, 3, 3, seed=1))
+    og.save(bn, tmp_path / "bn.npz")
+    loaded = og.load(tmp_path / "bn.npz")
+    assert loaded["num_batches_tracked"].shape == () and loaded["num_batches_tracked"].item() == 3
+    fresh = nn.BatchNorm2d(2)
+    fresh.load_state_dict(loaded)
+    np.testing.assert_array_equal(fresh.running_var.numpy(), bn.running_var.numpy())
+    assert fresh.num_batches_tracked.item() == 3
+
+
+def test_the_bn_cnn_model_trains_saves_and_loads(tmp_path):
+    from opgraph import models, optim
+    (x, y), _ = og.data.load_digits()
+    og.manual_seed(0)
+    model = models.build("bn-cnn", (1, 8, 8), 10)
+    kinds = [type(m).__name__ for m in model]
+    assert kinds.count("BatchNorm2d") == 2 and kinds.count("Conv2d") == 2
+    opt = optim.Adam(model.parameters(), lr=2e-3)
+    for xb, yb in og.data.DataLoader((x[:256], y[:256]), batch_size=64, shuffle=True, seed=0):
+        opt.zero_grad()
+        nn.CrossEntropyLoss()(model(xb), yb).backward()
+        opt.step()
+    assert model[1].num_batches_tracked.item() == 4
+    models.save(model, tmp_path / "bn.npz")
+    again = models.load(tmp_path / "bn.npz")
+    np.testing.assert_array_equal(models.predict(again, x[:20])[0], models.predict(model, x[:20])[0])
+    np.testing.assert_array_equal(again[1].running_mean.numpy(), model[1].running_mean.numpy())
