@@ -328,3 +328,66 @@ def test_mis_plot_shows_weights_and_spinglass_plot_coupling_signs(monkeypatch, t
     assert color[ab] == color[ca] != color[bc]                 # J = 1 and 2 vs J = -1
     assert width[ca] > width[ab] == width[bc]                  # |J| = 2 drawn thicker
     assert any("J < 0" in entry[0] for entry in kwargs["legend"])
+
+
+class _Stream:
+    def __init__(self, terminal):
+        self.text, self.terminal = "", terminal
+
+    def write(self, text):
+        self.text += text
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return self.terminal
+
+
+def _feed(progress):
+    progress("compile", 0, 1, "Numba compiles the contraction kernels (first run only)")
+    progress("compile", 1, 1)
+    for k in range(5):
+        progress("order", k, 4, "largest 2^8")
+    for k in range(4):
+        progress("contract", k, 3)
+
+
+def test_solver_progress_in_a_log_writes_nothing_but_keeps_the_compile_notes():
+    from opgraph.commands._solver_cli import Progress
+    stream = _Stream(terminal=False)
+    progress = Progress(stream)
+    _feed(progress)
+    assert stream.text == "" and not progress.bars
+    assert progress.compiled == ["Numba compiles the contraction kernels (first run only)"]
+
+
+def test_solver_progress_on_a_terminal_draws_bars_and_closes_them():
+    from opgraph.commands._solver_cli import Progress
+    stream = _Stream(terminal=True)
+    progress = Progress(stream)
+    _feed(progress)
+    assert "Numba compiles" in stream.text and "contraction order" in stream.text
+    assert "\r" in stream.text and not progress.bars
+
+
+def test_mis_and_spinglass_say_when_numba_compiled_and_keep_stderr_for_errors(capsys,
+                                                                            monkeypatch):
+    from opgraph.commands import _solver_cli
+    real = _solver_cli.Progress
+
+    def compiling(stream=None):  # as on a first run with --backend numba
+        hook = real(stream)
+        hook("compile", 0, 1, "Numba compiles the contraction kernels (first run only)")
+        return hook
+    monkeypatch.setattr(_solver_cli, "Progress", compiling)
+    assert main(["mis", "grid:3x3"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""                      # not a terminal: nothing on stderr
+    assert "compile: Numba compiles the contraction kernels (first run only); the time " \
+        "includes it" in captured.out
+    assert main(["spinglass", "grid:3x3", "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+    assert main(["mis", "complete:40"]) == 1       # refused: the error alone, on one line
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err

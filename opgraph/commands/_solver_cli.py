@@ -9,10 +9,14 @@ from .graph_specs import SPEC_HELP, GraphSpecError, parse_graph
 def add_common_arguments(parser):
     parser.add_argument("graph", help=f"graph spec: {SPEC_HELP}")
     parser.add_argument("--optimize", default="auto",
-                        choices=["auto", "min_fill", "min_degree", "greedy"],
-                        help="contraction order: tree decomposition by min-fill-in or min-degree "
-                             "(auto: the better of the two), or greedy for small graphs "
+                        choices=["auto", "treesa", "min_fill", "min_degree", "greedy"],
+                        help="contraction order: auto (greedy, then tree simulated annealing "
+                             "while the search pays for itself, at most 10 s), treesa, a tree "
+                             "decomposition by min-fill-in or min-degree, or greedy "
                              "(default: auto)")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress output on stderr (by default: bars on a terminal, "
+                             "one line per stage otherwise, and a note while Numba compiles)")
     parser.add_argument("--backend", default=None, choices=["numpy", "numba", "cuda"],
                         help="backend of the contraction (default: numpy)")
     parser.add_argument("--plot", metavar="PNG", default=None,
@@ -30,6 +34,64 @@ def seed(text):
     if value < 0:
         raise argparse.ArgumentTypeError(f"a seed must be >= 0, got {value}")
     return value
+
+
+STAGES = {"order": "contraction order", "contract": "contraction"}
+
+
+class Progress:
+    """The solver's progress(stage, done, total, note) hook for the command line.
+
+    On a terminal: tqdm bars on stderr, and a line as soon as Numba starts compiling.
+    Otherwise (a log, a pipe) nothing on stderr, so no carriage returns in logs and a
+    failure stays a one-line error: the stage times are in the printed report, and the
+    compile notes are kept in `compiled` for it."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.bars = {}
+        self.compiled = []
+        isatty = getattr(self.stream, "isatty", None)
+        self.terminal = bool(isatty and isatty())
+
+    def close(self):
+        for bar in self.bars.values():
+            bar.close()
+        self.bars.clear()
+
+    def __call__(self, stage, done, total, note=""):
+        if stage == "compile":
+            if done == 0:
+                note = note or "Numba compiles kernels (first run only)"
+                self.compiled.append(note)
+                if self.terminal:  # above any bar that is showing
+                    from tqdm import tqdm
+                    tqdm.write(f"{note} ...", file=self.stream)
+            return
+        if not self.terminal:
+            return
+        from tqdm import tqdm
+        bar = self.bars.get(stage)
+        if bar is None:
+            bar = self.bars[stage] = tqdm(total=total, desc=STAGES.get(stage, stage),
+                                          file=self.stream, leave=False, mininterval=0.2)
+        if note:
+            bar.set_postfix_str(note, refresh=False)
+        bar.total = total
+        bar.update(done - bar.n)  # redraws at most every mininterval
+        if done >= total:
+            self.bars.pop(stage).close()
+
+
+def progress(args):
+    """The progress hook for the solver, or None with --quiet."""
+    return None if args.quiet else Progress()
+
+
+def finish(hook):
+    """Close the bars of `hook` (after the solver returned or failed)."""
+    if hook is not None:
+        hook.close()
 
 
 def fail(message, code=1):
@@ -67,13 +129,15 @@ def node_list(nodes):
     return " ".join(str(v) for v in nodes) if nodes else "(none)"
 
 
-def print_contraction(solution, seconds):
+def print_contraction(solution, seconds, hook=None):
     info = solution.info
     print(f"contraction: {info.num_tensors} tensors, order {info.method}, largest intermediate "
           f"{info.largest_intermediate} entries (2^{info.width:g}), "
           f"{info.total_cost:.3g} tropical multiply-adds")
     print(f"time: {seconds:.3f} s (order {info.order_seconds:.3f} s, contraction + gradient "
           f"{info.contraction_seconds:.3f} s)")
+    for note in getattr(hook, "compiled", ()):
+        print(f"compile: {note}; the time includes it")
 
 
 def draw(graph, path, colors, title, edge_colors=None, edge_styles=None, edge_widths=None,

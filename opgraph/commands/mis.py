@@ -2,8 +2,8 @@
 tropical tensor network; the configuration is the gradient w.r.t. the vertex weights."""
 import time
 
-from ._solver_cli import (add_common_arguments, seed, check_arguments, describe, draw, fail,
-                          load_graph, node_list, print_contraction)
+from ._solver_cli import (add_common_arguments, check_arguments, describe, draw, fail,
+                          load_graph, node_list, print_contraction, progress, finish, seed)
 
 
 def add_arguments(parser):
@@ -25,13 +25,17 @@ def run(args):
     if args.random_weights is not None:
         rng = np.random.default_rng(args.random_weights)
         weights = {v: float(rng.integers(1, 10)) for v in graph.nodes}
+    hook = progress(args)
     start = time.perf_counter()
     try:
-        solution = tropical.max_independent_set(graph, weights, optimize=args.optimize,
-                                                backend=args.backend)
+        solution = tropical.max_independent_set(
+            graph, weights, optimize=args.optimize, backend=args.backend,
+            progress=hook)
     except (ValueError, TypeError, RuntimeError, MemoryError) as e:
+        finish(hook)
         return fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
     seconds = time.perf_counter() - start
+    finish(hook)
     value, config = solution
     chosen = [v for v in graph.nodes if config[v]]
     print(f"graph: {args.graph} ({describe(graph)})")
@@ -42,7 +46,7 @@ def run(args):
         print("weights: " + " ".join(f"{v}:{weights[v]:g}" for v in graph.nodes))
     print(f"independent set: {node_list(chosen)}")
     print("configuration: " + "".join(str(config[v]) for v in graph.nodes) + " (graph.nodes order)")
-    print_contraction(solution, seconds)
+    print_contraction(solution, seconds, hook)
     if args.plot:
         colors = {v: "#d62728" if config[v] else "#dddddd" for v in graph.nodes}
         what = "size" if weights is None else "weight"

@@ -3,8 +3,8 @@ tropical tensor network; the spins are the gradient of the energy w.r.t. the fie
 import time
 
 from ._cli import number
-from ._solver_cli import (add_common_arguments, seed, check_arguments, describe, draw, fail,
-                          load_graph, node_list, print_contraction)
+from ._solver_cli import (add_common_arguments, check_arguments, describe, draw, fail,
+                          load_graph, node_list, print_contraction, progress, finish, seed)
 
 
 def add_arguments(parser):
@@ -31,13 +31,17 @@ def run(args):
         J = {e: float(rng.choice([-1.0, 1.0])) for e in edges}
     else:
         J = {(u, v): float(graph.edges[u, v].get("weight", 1.0)) for u, v in edges}
+    hook = progress(args)
     start = time.perf_counter()
     try:
-        solution = tropical.spin_glass_ground_state(graph, J, args.field, optimize=args.optimize,
-                                                    backend=args.backend)
+        solution = tropical.spin_glass_ground_state(
+            graph, J, args.field, optimize=args.optimize, backend=args.backend,
+            progress=hook)
     except (ValueError, TypeError, RuntimeError, MemoryError) as e:
+        finish(hook)
         return fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
     seconds = time.perf_counter() - start
+    finish(hook)
     energy, spins = solution
     up = [v for v in graph.nodes if spins[v] > 0]
     print(f"graph: {args.graph} ({describe(graph)})")
@@ -47,7 +51,7 @@ def run(args):
     print(f"up spins: {node_list(up)}")
     unsatisfied = [(u, v) for u, v in edges if J[(u, v)] * spins[u] * spins[v] > 0]
     print(f"unsatisfied couplings: {len(unsatisfied)} of {len(edges)}")
-    print_contraction(solution, seconds)
+    print_contraction(solution, seconds, hook)
     if args.plot:
         colors = {v: "#1f77b4" if spins[v] > 0 else "#ff7f0e" for v in graph.nodes}
         bad = set(unsatisfied)
