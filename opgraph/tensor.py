@@ -261,6 +261,12 @@ METHODS = {
     "double": _cast(np.float64),
     "long": _cast(np.int64),
     "where": lambda api: (lambda self, cond, other: api.where(cond, self, other)),
+    # torch's shape-of-another-tensor forms; contiguous() is the tensor itself (no strides)
+    "expand_as": lambda api: (lambda self, other: api.expand(self, other.shape)),
+    "view_as": lambda api: (lambda self, other: api.reshape(self, other.shape)),
+    "reshape_as": lambda api: (lambda self, other: api.reshape(self, other.shape)),
+    "type_as": lambda api: (lambda self, other: api.astype(self, other.dtype)),
+    "contiguous": lambda api: (lambda self: self),
     "__add__": "add", "__radd__": _reflected("add"),
     "__sub__": "sub", "__rsub__": _reflected("sub"),
     "__mul__": "mul", "__rmul__": _reflected("mul"),

@@ -322,6 +322,16 @@ def test_expand_split_index_select_errors(backend):
     assert y.index_select(1, og.tensor(1, backend=backend)).shape == (5, 1)  # 0-d index
 
 
+def test_as_forms_and_contiguous(backend):
+    x = og.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True, backend=backend)
+    big = og.zeros(4, 2, 3, dtype=og.float64, backend=backend)
+    assert x.expand_as(big).shape == (4, 2, 3) and x.view_as(og.zeros(6)).shape == (6,)
+    assert x.reshape_as(og.zeros(3, 2)).shape == (3, 2) and x.type_as(big).dtype == og.float64
+    assert x.t().contiguous().shape == (3, 2) and x.contiguous() is x
+    x.expand_as(big).sum().backward()
+    assert x.grad.tolist() == [[4.0] * 3] * 2
+
+
 def test_t_mm_errors(backend):
     with pytest.raises(ValueError, match="<= 2 dims"):
         og.zeros(2, 2, 2, backend=backend).t()
