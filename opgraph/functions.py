@@ -130,6 +130,7 @@ clip = clamp
 def masked_fill(x, mask, value):
     """x with `value` (a number or a 0-d tensor) where the bool `mask` (broadcast to x's
     shape) is True; differentiable in x (and in a tensor value)."""
+    x = _tensor("masked_fill", x)
     mask = _bool_mask("masked_fill", x, mask)
     if isinstance(value, Tensor):
         if value.ndim != 0:
@@ -508,6 +509,7 @@ def setitem(x, key, value):
 
 def expand(x, *shape):
     """x broadcast to `shape` (torch.expand): -1 keeps that dim's size; new dims go in front."""
+    x = _tensor("expand", x)
     shape = _shape_args(shape)
     lead = len(shape) - x.ndim
     if lead < 0:
@@ -526,6 +528,7 @@ def expand(x, *shape):
 
 def t(x):
     """The transpose of a tensor with at most 2 dims (0-d and 1-d come back as they are)."""
+    x = _tensor("t", x)
     if x.ndim > 2:
         raise ValueError(f"t: expects a tensor with <= 2 dims, but it has {x.ndim} (shape "
                          f"{x.shape}); use transpose(dim0, dim1)")
@@ -535,6 +538,7 @@ def t(x):
 def split(x, split_size_or_sections, dim=0):
     """A tuple of pieces along dim: of split_size each (the last smaller), or of the sizes
     listed (which must add up to the dim's length), as torch.split."""
+    x = _tensor("split", x)
     n = x.shape[normalize_axis("Split", dim, x.ndim)] if x.ndim else 0
     if isinstance(split_size_or_sections, (list, tuple)):
         sizes = list(split_size_or_sections)
@@ -607,6 +611,7 @@ def gather(x, dim, index):
 def index_select(x, dim, index):
     """The entries of x at the integer positions `index` (1-D, or 0-d) along dim, as
     torch.index_select; differentiable (repeats accumulate)."""
+    x = _tensor("index_select", x)
     axis = normalize_axis("IndexSelect", dim, x.ndim)
     index = _indices(index, x, "IndexSelect")
     if index.ndim > 1:
@@ -624,6 +629,7 @@ def scatter(x, dim, index, src=None, *, value=None):
     `src` may be a number (or pass value=)."""
     if (src is None) == (value is None):
         raise TypeError("scatter: give exactly one of src and value")
+    x = _tensor("scatter", x)
     index = _indices(index, x, "Scatter")
     src = value if src is None else src
     if not isinstance(src, Tensor):
@@ -635,6 +641,7 @@ def scatter(x, dim, index, src=None, *, value=None):
 def scatter_add(x, dim, index, src):
     """torch.scatter_add, out of place: x + the src entries added at the index positions
     (repeated positions accumulate)."""
+    x = _tensor("scatter_add", x)
     index = _indices(index, x, "ScatterAdd")
     _same_dtype("scatter_add", x, src)
     axis = normalize_axis("ScatterAdd", dim, x.ndim)

@@ -17,7 +17,7 @@ import weakref
 
 from . import tape as _tape
 from opgraph.backends.base import IndexOutOfRange
-from .tensor import Tensor, as_tensors, get_default_backend
+from .tensor import Tensor, as_floating, as_tensors, get_default_backend
 
 _sequence = itertools.count()
 _recording = _tape._state  # this thread's recording flag and tape stack
@@ -27,6 +27,7 @@ _KEPT_AFTER_RELEASE = ("_seq", "_tape", "_output", "backend")
 class Operation:
     once_differentiable = False  # True when backward calls a raw kernel (no double backward)
     promote = False  # arithmetic: integer inputs meeting a float input take its dtype
+    floating = False  # a real-valued result (exp, /, mean): integer and bool inputs become floats
     backend = None
     _inputs = ()
     _released = False
@@ -60,6 +61,8 @@ class Operation:
 
     def __call__(self, *inputs):
         inputs = as_tensors(self, inputs, self.promote)
+        if self.floating:
+            inputs = as_floating(inputs)
         self.backend = inputs[0].backend if inputs else get_default_backend()
         try:
             result = self.forward(*[t.data for t in inputs])

@@ -285,13 +285,18 @@ def _replay(roots, root_grads, retain_graph, create_graph, tape=None, keep=()):
     return grads
 
 
+class _NonScalarOutput(RuntimeError, ValueError):
+    """backward() without a grad on a non-scalar: torch's RuntimeError, and a ValueError
+    (a bad shape) as opgraph's other shape errors."""
+
+
 def _seed_grads(outputs, grad_outputs):
     from .tensor import Tensor
     seeds = []
     for out, g in zip(outputs, grad_outputs):
         if g is None:
             if out.data.size != 1:
-                raise ValueError(
+                raise _NonScalarOutput(
                     f"backward on a non-scalar tensor of shape {tuple(out.shape)} needs a grad "
                     "argument of the same shape (the vector of the vector-Jacobian product)")
             g = Tensor._make(out.backend.full(out.shape, 1, out.dtype), out.backend)
@@ -349,12 +354,19 @@ def _as_list(x):
     return list(x) if isinstance(x, (list, tuple)) else [x]
 
 
-def grad(output, inputs, grad_output=None, retain_graph=False, create_graph=False, tape=None):
+def grad(output, inputs, grad_output=None, retain_graph=False, create_graph=False,
+         allow_unused=None, materialize_grads=False, tape=None):
     """Gradients of `output` (a tensor, or a list of them) w.r.t. `inputs` (a tensor or a
     list) as a list, leaving `.grad` alone (torch.autograd.grad). `grad_output` is the vector
-    of the vector-Jacobian product (needed for a non-scalar output). Inputs the output does
-    not depend on get zeros."""
+    of the vector-Jacobian product (needed for a non-scalar output).
+
+    An input the output does not depend on gets zeros by default (as JAX; torch raises).
+    torch's flags choose otherwise: allow_unused=True gives None for it (zeros with
+    materialize_grads=True), allow_unused=False raises a RuntimeError."""
     from .tensor import Tensor
+    if materialize_grads and allow_unused is False:
+        raise ValueError("grad: materialize_grads=True needs allow_unused to be True or None "
+                         "(as torch)")
     outputs, inputs = _as_list(output), _as_list(inputs)
     grad_outputs = _as_list(grad_output) if grad_output is not None else [None] * len(outputs)
     for what, ts in (("output", outputs), ("input", inputs)):
@@ -372,10 +384,15 @@ def grad(output, inputs, grad_output=None, retain_graph=False, create_graph=Fals
     seeds = [g for o, g in zip(outputs, seeds) if o.requires_grad]
     grads = _replay(roots, seeds, retain_graph, create_graph, tape=tape, keep=inputs)
     result = []
-    for t in inputs:
+    for i, t in enumerate(inputs):
         entry = grads.get(id(t))
-        if entry is None:
-            result.append(Tensor._make(t.backend.zeros(t.shape, t.dtype), t.backend))
-        else:
+        if entry is not None:
             result.append(entry[1])
+        elif allow_unused is False:
+            raise RuntimeError(f"grad: input {i} (shape {tuple(t.shape)}) was not used to "
+                               "compute the output; pass allow_unused=True to get None for it")
+        elif allow_unused and not materialize_grads:
+            result.append(None)
+        else:
+            result.append(Tensor._make(t.backend.zeros(t.shape, t.dtype), t.backend))
     return result

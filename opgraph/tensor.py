@@ -41,7 +41,7 @@ def as_shape(name, shape):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
     for n in shape:
-        if isinstance(n, bool) or not hasattr(n, "__index__"):
+        if isinstance(n, (bool, np.ndarray)) or not hasattr(n, "__index__"):
             raise TypeError(f"{name}: sizes must be ints, got {n!r} ({type(n).__name__}) in "
                             f"shape {tuple(shape)}")
     shape = tuple(int(n) for n in shape)
@@ -345,6 +345,20 @@ def _converted(name, values, promote):
     return tuple(out)
 
 
+def as_floating(tensors):
+    """Integer and bool tensors as the default float dtype, float ones as they are: the
+    inputs of an op whose result is real-valued (torch: exp(int64), int64 / int64 and
+    sigmoid(bool) are float32; NumPy would give float64, or float16 for bool)."""
+    for t in tensors:
+        if t.data.dtype.kind != "f":
+            break
+    else:
+        return tensors
+    dtype = _default["dtype"]
+    return tuple(t if t.data.dtype.kind == "f" else
+                 Tensor._make(t.backend.astype(t.data, dtype), t.backend) for t in tensors)
+
+
 def weak_scalar(value):
     """A NumPy scalar as the Python number it holds, so that as an op's parameter (an
     exponent, an epsilon) it cannot promote a float32 tensor (NumPy 2 promotes float32
@@ -373,10 +387,17 @@ def _host_array(data, dtype, name="tensor"):
         dtype = as_dtype(name, dtype)
         if isinstance(data, (np.ndarray, np.generic)) and data.dtype.kind in "biuf":
             return np.asarray(data, dtype=dtype)
-        return _host_array(data, None, name).astype(dtype)  # refuses complex, str, ...
+        _host_array(data, None, name)  # refuses complex, str, ragged ...
+        # then straight to `dtype`: through the float32 default, float64 data loses digits
+        try:
+            return np.asarray(data, dtype=dtype)
+        except (OverflowError, ValueError) as e:  # 300 as uint8, NaN as int64
+            raise type(e)(f"{name}: the data cannot be converted to {dtype} ({e})") from None
     if isinstance(data, (np.ndarray, np.generic)):
-        if data.dtype.kind in "fiub":
-            return np.asarray(data, dtype=np.int64 if data.dtype.kind in "iu" else None)
+        if data.dtype.kind in "iu":
+            return _as_int64(name, np.asarray(data))
+        if data.dtype.kind in "fb":
+            return np.asarray(data)
         raise TypeError(f"{name}: unsupported dtype {data.dtype}")
     try:
         a = np.asarray(data)
@@ -386,10 +407,19 @@ def _host_array(data, dtype, name="tensor"):
     if a.dtype.kind == "f":
         return a.astype(_default["dtype"])
     if a.dtype.kind in "iu":
-        return a.astype(np.int64)
+        return _as_int64(name, a)
     if a.dtype.kind == "b":
         return a
     raise TypeError(f"{name}: cannot make a tensor of {type(data).__name__} (dtype {a.dtype})")
+
+
+def _as_int64(name, a):
+    """Integer data as int64; uint64 values past 2**63 - 1 would wrap to negatives."""
+    if a.dtype == np.uint64 and a.size and a.max() > np.iinfo(np.int64).max:
+        raise OverflowError(f"{name}: the value {int(a.max())} does not fit int64 (integer "
+                            "tensors are int64; pass dtype=np.uint64 or from_numpy to keep "
+                            "uint64)")
+    return a.astype(np.int64)
 
 
 def tensor(data, requires_grad=False, dtype=None, backend=None):
@@ -417,13 +447,18 @@ def ones(*shape, dtype=None, requires_grad=False, backend=None):
     return _filled("ones", shape, 1, dtype, requires_grad, backend)
 
 
-def full(shape, value, dtype=None, requires_grad=False, backend=None):
+def full(shape, value, dtype=None, requires_grad=False, backend=None, _name="full"):
+    """A tensor of `shape` filled with `value`; without a dtype, the value's kind picks it
+    (as torch.full: a bool gives bool, an int int64, a float the default float dtype)."""
     shape = (shape,) if not isinstance(shape, (tuple, list)) else shape
     value = weak_scalar(value)
     if not isinstance(value, (bool, int, float)):
-        raise TypeError(f"full: the fill value must be a number, got {type(value).__name__} "
+        raise TypeError(f"{_name}: the fill value must be a number, got {type(value).__name__} "
                         f"{value!r}")
-    return _filled("full", shape, value, dtype, requires_grad, backend)
+    if dtype is None:
+        dtype = (np.dtype(np.bool_) if isinstance(value, bool) else
+                 np.dtype(np.int64) if isinstance(value, int) else _default["dtype"])
+    return _filled(_name, shape, value, dtype, requires_grad, backend)
 
 
 def _filled(name, shape, value, dtype, requires_grad, backend):
@@ -507,7 +542,7 @@ def ones_like(x, dtype=None, requires_grad=False, backend=None):
 def full_like(x, fill_value, dtype=None, requires_grad=False, backend=None):
     x = _like("full_like", x)
     return full(x.shape, fill_value, x.dtype if dtype is None else dtype, requires_grad,
-                backend or x.backend)
+                backend or x.backend, _name="full_like")
 
 
 def randn_like(x, dtype=None, requires_grad=False, backend=None, seed=None):
@@ -527,6 +562,9 @@ def rand_like(x, dtype=None, requires_grad=False, backend=None, seed=None):
 # ---- ranges
 def _number(name, what, v):
     if isinstance(v, Tensor):
+        if v.numel() != 1:
+            raise ValueError(f"{name}: {what} must be a number or a one-element tensor, got a "
+                             f"tensor of shape {v.shape}")
         v = v.item()
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name}: {what} must be a number, got {type(v).__name__} {v!r}")
@@ -548,8 +586,16 @@ def arange(start, end=None, step=1, dtype=None, requires_grad=False, backend=Non
         raise ValueError(f"arange: upper bound and larger bound inconsistent with step sign "
                          f"(start {start}, end {end}, step {step})")
     integral = all(isinstance(v, int) for v in (start, end, step))
-    dtype = np.dtype(dtype) if dtype is not None else (
+    dtype = as_dtype("arange", dtype) if dtype is not None else (
         np.dtype(np.int64) if integral else _default["dtype"])
+    if dtype.kind in "biu" and not integral:
+        # as torch: an integer arange truncates start, end and step first
+        given = step
+        start, end, step = int(start), int(end), int(step)
+        if step == 0:
+            raise ValueError(f"arange: step must be nonzero (the step {given!r} of an integer "
+                             f"arange ({dtype}) truncates to 0)")
+        integral = True
     if integral:
         host = np.arange(start, end, step, dtype=np.int64)
     else:
@@ -571,8 +617,8 @@ def linspace(start, end, steps, dtype=None, requires_grad=False, backend=None):
         host = np.where(i < steps // 2, start + step * i, end - step * (steps - 1 - i))
     else:
         host = np.full(steps, start, dtype=np.float64)
-    return Tensor(host.astype(np.dtype(_default["dtype"] if dtype is None else dtype)), requires_grad=requires_grad,
-                  backend=backend)
+    dtype = as_dtype("linspace", _default["dtype"] if dtype is None else dtype)
+    return Tensor(host.astype(dtype), requires_grad=requires_grad, backend=backend)
 
 
 def eye(n, m=None, dtype=None, requires_grad=False, backend=None):
@@ -581,5 +627,6 @@ def eye(n, m=None, dtype=None, requires_grad=False, backend=None):
     for what, v in (("n", n), ("m", m)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
             raise ValueError(f"eye: {what} must be a non-negative int, got {v!r}")
-    host = np.eye(int(n), int(m), dtype=np.dtype(_default["dtype"] if dtype is None else dtype))
+    host = np.eye(int(n), int(m), dtype=as_dtype("eye", _default["dtype"] if dtype is None
+                                                 else dtype))
     return Tensor(host, requires_grad=requires_grad, backend=backend)

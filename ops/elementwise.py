@@ -63,6 +63,7 @@ class Mul(_Binary):
 
 class Div(_Binary):
     """z = a / b;  da = dz / b, db = -dz · a / b²"""
+    floating = True
     kernel = "div"
 
     @property
@@ -81,6 +82,7 @@ class Pow(Operation):
 
     def __init__(self, exponent):
         self.exponent = weak_scalar(exponent)
+        self.floating = isinstance(self.exponent, float)  # int64 ** 2.0 is float32, as torch
 
     def forward(self, x):
         p = self.exponent
@@ -253,6 +255,7 @@ class Neg(_Unary):
 
 class Exp(_Unary):
     """y = exp(x);  dx = dy · y"""
+    floating = True
     saves = ("output",)
     kernel = "exp"
 
@@ -262,6 +265,7 @@ class Exp(_Unary):
 
 class Log(_Unary):
     """y = log(x);  dx = dy / x"""
+    floating = True
     saves = (0,)
     kernel = "log"
 
@@ -271,6 +275,7 @@ class Log(_Unary):
 
 class LogWithEpsilon(Operation):
     """y = log(x + eps);  dx = dy / (x + eps)"""
+    floating = True
     saves = (0,)
 
     def __init__(self, eps):
@@ -285,6 +290,7 @@ class LogWithEpsilon(Operation):
 
 class Sin(_Unary):
     """y = sin(x);  dx = dy · cos(x)"""
+    floating = True
     saves = (0,)
     kernel = "sin"
 
@@ -294,6 +300,7 @@ class Sin(_Unary):
 
 class Cos(_Unary):
     """y = cos(x);  dx = -dy · sin(x)"""
+    floating = True
     saves = (0,)
     kernel = "cos"
 
@@ -303,6 +310,7 @@ class Cos(_Unary):
 
 class Sqrt(_Unary):
     """y = √x;  dx = dy / (2y)"""
+    floating = True
     saves = ("output",)
     kernel = "sqrt"
 
@@ -312,6 +320,7 @@ class Sqrt(_Unary):
 
 class Rsqrt(_Unary):
     """y = 1/√x;  dx = -dy · y³ / 2"""
+    floating = True
     saves = ("output",)
     kernel = "rsqrt"
 
@@ -334,6 +343,12 @@ class ReLU(_Unary):
     saves = ("output",)
     kernel = "relu"
 
+    def forward(self, x):
+        if x.dtype.kind == "b":  # max(True, 0) has no bool meaning; NumPy would say int64
+            raise TypeError(f"{self.name}: bool tensors are not supported (as torch); convert "
+                            "with .float() or .long()")
+        return super().forward(x)
+
     def backward(self, grad):
         y = self.output  # y > 0 exactly where x > 0: reading y lets relu_ work in place
         mask = self.backend.astype(self.backend.binary("gt", y.data, 0), y.dtype)
@@ -342,6 +357,7 @@ class ReLU(_Unary):
 
 class Sigmoid(_Unary):
     """y = 1 / (1 + exp(-x));  dx = dy · y · (1 - y)  (SigmoidGrad, one fused kernel)"""
+    floating = True
     saves = ("output",)
     kernel = "sigmoid"
 
@@ -351,6 +367,7 @@ class Sigmoid(_Unary):
 
 class Tanh(_Unary):
     """y = tanh(x);  dx = dy · (1 - y²)  (TanhGrad, one fused kernel)"""
+    floating = True
     saves = ("output",)
     kernel = "tanh"
 
@@ -360,6 +377,7 @@ class Tanh(_Unary):
 
 class SiLU(_Unary):
     """y = x · σ(x);  dx = dy · σ(x) · (1 + x · (1 - σ(x)))  (SiLUGrad, one fused kernel)"""
+    floating = True
     saves = (0,)
     kernel = "silu"
 

@@ -8,6 +8,7 @@ from opgraph.backends.base import check_index_dtype
 
 class Softmax(Operation):
     """y = exp(x - max) / Σ exp(x - max) along dim;  dx = y · (dy - Σ(dy · y) along dim)"""
+    floating = True
     saves = ("output",)
 
     def __init__(self, dim=-1):
@@ -26,6 +27,7 @@ class Softmax(Operation):
 
 class LogSoftmax(Operation):
     """y = x - max - log Σ exp(x - max) along dim;  dx = dy - exp(y) · Σ dy along dim"""
+    floating = True
     saves = ("output",)
 
     def __init__(self, dim=-1):

@@ -41,6 +41,7 @@ class SumDim(Operation):
 class MeanDim(Operation):
     """y = Σ x over dims / count (NaN for an empty reduction, as torch);
     dx = dy / count broadcast back to x.shape"""
+    floating = True
     saves = ()
 
     def __init__(self, dims=None, keepdim=False):

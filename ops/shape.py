@@ -2,6 +2,7 @@
 and the shape helpers every op family uses (broadcasting, dim normalisation, permutations)."""
 import math
 import numbers
+import operator
 
 from opgraph.backends.base import IndexOutOfRange
 from opgraph.operation import MultiOutputOperation, Operation
@@ -27,9 +28,13 @@ class DimError(IndexError, ValueError):
 
 def normalize_axis(name, axis, ndim):
     """`axis` in [0, ndim); a 0-d tensor accepts 0 and -1, as in torch."""
-    if isinstance(axis, bool) or not isinstance(axis, int) and not hasattr(axis, "__index__"):
-        raise TypeError(f"{name}: dim must be an int, got {type(axis).__name__} {axis!r}")
-    axis = int(axis)
+    try:
+        if isinstance(axis, bool):
+            raise TypeError
+        axis = operator.index(axis)
+    except TypeError:
+        raise TypeError(f"{name}: dim must be an int, got {type(axis).__name__} {axis!r}") \
+            from None
     low, high = (-1, 1) if ndim == 0 else (-ndim, ndim)
     if not low <= axis < high:
         raise DimError(f"{name}: dim {axis} is out of range for a tensor with {ndim} dims "

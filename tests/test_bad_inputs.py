@@ -157,7 +157,9 @@ BAD_INPUTS = {
     "sqrt": [(lambda: og.sqrt({}), TypeError, r"Sqrt:.*dict")],
     "rsqrt": [(lambda: og.rsqrt("a"), TypeError, r"Rsqrt:.*str")],
     "abs": [(lambda: og.abs(None), TypeError, r"Abs:.*NoneType")],
-    "relu": [(lambda: og.relu(None), TypeError, r"ReLU:.*NoneType")],
+    "relu": [
+        (lambda: og.relu(og.tensor([True])), TypeError, r"ReLU: bool tensors are not supported"),
+        (lambda: og.relu(None), TypeError, r"ReLU:.*NoneType")],
     "sigmoid": [(lambda: og.sigmoid("a"), TypeError, r"Sigmoid:.*str")],
     "tanh": [(lambda: og.tanh(np.array(["a"])), TypeError, r"Tanh:.*<U1")],
     "silu": [(lambda: og.silu(object()), TypeError, r"SiLU:.*object")],
@@ -239,6 +241,7 @@ BAD_INPUTS = {
         (lambda: og.squeeze(X(), 0.5), TypeError, r"Squeeze: dim must be an int"),
     ],
     "unsqueeze": [
+        (lambda: og.unsqueeze(X(), np.array([1j])), TypeError, r"dim must be an int, got ndarray"),
         (lambda: og.unsqueeze(X(), 5), DIM, r"Unsqueeze: dim 5 is out of range for a tensor of shape \(2, 3\)"),
         (lambda: og.unsqueeze(X(), 0.5), TypeError, r"Unsqueeze: dim must be an int, got float"),
     ],
@@ -392,6 +395,7 @@ BAD_INPUTS = {
         (lambda: og.logsumexp(X(), 4), DIM, r"LogSumExp: dim 4 is out of range"),
     ],
     "masked_fill": [
+        (lambda: og.masked_fill("a", I(), 0), TypeError, r"masked_fill: expected a Tensor.*got str"),
         (lambda: og.masked_fill(X(), X(), 0.0), TypeError, r"masked_fill: the mask must be a "
                                                            r"bool tensor, got dtype float32"),
         (lambda: og.masked_fill(X(), og.ones(4, dtype=og.bool), 0.0), ValueError,
@@ -400,17 +404,20 @@ BAD_INPUTS = {
                                                                 r"0-d tensor"),
     ],
     "expand": [
+        (lambda: og.expand(None, 2), TypeError, r"expand: expected a Tensor.*got NoneType"),
         (lambda: X().expand(3), ValueError, r"expand: the number of sizes \(1\) must be at least"),
         (lambda: X().expand(-1, -1, 3), ValueError, r"expand: -1 is not allowed for a new "
                                                     r"leading dim"),
         (lambda: X().expand(4, 3), ValueError, r"BroadcastTo: shapes \(2, 3\) and \(4, 3\)"),
     ],
     "split": [
+        (lambda: og.split("a", 1), TypeError, r"split: expected a Tensor.*got str"),
         (lambda: og.split(X(), 0), ValueError, r"split: split_size must be a positive int, got 0"),
         (lambda: og.split(X(), [1, 3]), ValueError, r"Split: sizes \[1, 3\] must .* add up to 2"),
         (lambda: og.split(X(), 1, 5), DIM, r"Split: dim 5 is out of range"),
     ],
     "index_select": [
+        (lambda: og.index_select(object(), 0, I()), TypeError, r"index_select: expected a Tensor.*got object"),
         (lambda: og.index_select(X(), 0, I(5)), ValueError, r"IndexSelect: index out of range"),
         (lambda: og.index_select(X(), 0, og.tensor([[0]])), ValueError, r"index_select: index "
                                                                         r"must be 1-D or 0-d"),
@@ -418,6 +425,7 @@ BAD_INPUTS = {
                                                                        r"must be integers"),
     ],
     "scatter": [
+        (lambda: og.scatter(None, 0, I(), 1.0), TypeError, r"scatter: expected a Tensor.*got NoneType"),
         (lambda: og.scatter(X(), 1, og.tensor([[0], [0], [0]]), 1.0), ValueError,
          r"Scatter: index of shape \(3, 1\) does not fit shape \(2, 3\)"),
         (lambda: og.scatter(X(), 1, og.tensor([[3]]), 1.0), ValueError, r"Scatter: index out of "
@@ -428,6 +436,7 @@ BAD_INPUTS = {
          TypeError, r"scatter: src must be a tensor of the input's dtype float32, got float64"),
     ],
     "scatter_add": [
+        (lambda: og.scatter_add("a", 0, I(0), X(1)), TypeError, r"scatter_add: expected a Tensor.*got str"),
         (lambda: og.scatter_add(X(), 1, og.tensor([[7]]), X()), ValueError, r"ScatterAdd: index "
                                                                             r"out of range"),
         (lambda: og.scatter_add(X(), 1, og.tensor([[0]]), 2.0), TypeError, r"scatter_add: src "
@@ -440,7 +449,8 @@ BAD_INPUTS = {
                                               r"aligned"),
     ],
     "t": [(lambda: og.t(X(2, 2, 2)), ValueError, r"t: expects a tensor with <= 2 dims, but it "
-                                                  r"has 3")],
+                                                  r"has 3"),
+          (lambda: og.t({}), TypeError, r"t: expected a Tensor.*got dict")],
     "clone": [(lambda: og.clone("a"), TypeError, r"clone: expected a Tensor.*got str")],
     "to": [
         (lambda: X().to("nope"), ValueError, r"unknown backend 'nope'"),
@@ -465,7 +475,7 @@ BAD_INPUTS = {
     ],
     "sub_": [(lambda: X().sub_(X(4)), ValueError, r"Sub: shapes \(2, 3\) and \(4,\)")],
     "mul_": [(lambda: X().mul_(None), TypeError, r"Mul: expected a Tensor.*NoneType")],
-    "div_": [(lambda: I().div_(2), RuntimeError, r"div_: result type float64 can't be cast to "
+    "div_": [(lambda: I().div_(2), RuntimeError, r"div_: result type float32 can't be cast to "
                                                  r"the desired output type int64")],
     "pow_": [(lambda: X().pow_("a"), TypeError, r"Pow: exponent must be a number or a tensor")],
     "clamp_": [
@@ -502,6 +512,8 @@ BAD_INPUTS = {
     ],
     # ---- creation (torch-style)
     "arange": [
+        (lambda: og.arange(3, dtype="foo"), TypeError, r"arange: 'foo' is not a dtype"),
+        (lambda: og.arange(I()), ValueError, r"arange: end must be a number or a one-element tensor, got a tensor of shape \(2,\)"),
         (lambda: og.arange(0, 5, 0), ValueError, r"arange: step must be nonzero"),
         (lambda: og.arange(5, 0), ValueError, r"arange: upper bound and larger bound inconsistent"),
         (lambda: og.arange("a"), TypeError, r"arange: end must be a number, got str"),
@@ -509,11 +521,13 @@ BAD_INPUTS = {
                                                          r"finite"),
     ],
     "linspace": [
+        (lambda: og.linspace(0, 1, 3, dtype=complex), TypeError, r"linspace: dtype complex128 is not supported"),
         (lambda: og.linspace(0, 1, -1), ValueError, r"linspace: steps must be a non-negative int"),
         (lambda: og.linspace(0, 1, 2.5), ValueError, r"linspace: steps must be a non-negative int"),
         (lambda: og.linspace("a", 1, 3), TypeError, r"linspace: start must be a number"),
     ],
     "eye": [
+        (lambda: og.eye(2, dtype=object), TypeError, r"eye: dtype object is not supported"),
         (lambda: og.eye(-1), ValueError, r"eye: n must be a non-negative int, got -1"),
         (lambda: og.eye(2, 2.5), ValueError, r"eye: m must be a non-negative int, got 2.5"),
     ],
@@ -521,7 +535,7 @@ BAD_INPUTS = {
                                                                    r"Tensor, got ndarray")],
     "ones_like": [(lambda: og.ones_like(3), TypeError, r"ones_like: expected a Tensor, got int")],
     "full_like": [
-        (lambda: og.full_like(X(), "a"), TypeError, r"full: the fill value must be a number"),
+        (lambda: og.full_like(X(), "a"), TypeError, r"full_like: the fill value must be a number"),
         (lambda: og.full_like([1], 1), TypeError, r"full_like: expected a Tensor, got list"),
     ],
     "randn_like": [(lambda: og.randn_like(I()), TypeError, r"randn_like: random samples need a "

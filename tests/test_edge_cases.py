@@ -194,3 +194,57 @@ def test_conv_and_pool_of_an_empty_batch(backend):
     assert p.shape == (0, 2, 2, 2)
     p.sum().backward()
     assert x.grad.shape == x.shape
+
+
+def test_python_numbers_given_a_dtype_convert_straight_to_it():
+    # not through the float32 default: 0.1 as float64 is the float64 nearest 0.1
+    assert og.tensor([0.1, 1 / 3], dtype="float64").numpy().tolist() == [0.1, 1 / 3]
+    assert og.tensor(0.1, dtype=np.float64).item() == 0.1
+    assert og.tensor([[2 ** 53 + 1]], dtype=np.int64).item() == 2 ** 53 + 1
+    np.testing.assert_array_equal(og.tensor([1.7, -1.7], dtype=np.int64).numpy(), [1, -1])
+    with pytest.raises(ValueError, match="tensor: the data cannot be converted to int64"):
+        og.tensor(float("nan"), dtype=np.int64)
+    with pytest.raises(OverflowError, match="tensor: the data cannot be converted to uint8"):
+        og.tensor([300], dtype=np.uint8)
+    # integers past int64 never wrap to negatives
+    for big in (2 ** 63, [2 ** 63 + 5], np.array([2 ** 63], dtype=np.uint64)):
+        with pytest.raises(OverflowError, match="tensor: the value 92233720368547758.. does not "
+                                                "fit int64"):
+            og.tensor(big)
+    assert og.tensor(np.array([2 ** 63], dtype=np.uint64), dtype=np.uint64).item() == 2 ** 63
+
+
+def test_creation_functions_pick_dtypes_as_torch():
+    assert og.full((2,), 3).dtype == np.int64  # torch.full infers the dtype from the value
+    assert og.full((2,), True).dtype == np.bool_
+    assert og.full((2,), 3.0).dtype == np.float32
+    assert og.full((2,), np.float64(3)).dtype == np.float32
+    assert og.full((), 1.5, dtype=np.int64).item() == 1
+    # an integer arange truncates start, end and step first, as torch
+    for args, want in [((0, 2.5, 1), [0, 1]), ((0.5, 3), [0, 1, 2]), ((0, 3.7, 1.5), [0, 1, 2]),
+                       ((-1.5, 2), [-1, 0, 1]), ((0, 10, 2.5), [0, 2, 4, 6, 8])]:
+        assert og.arange(*args, dtype=np.int64).tolist() == want
+    with pytest.raises(ValueError, match=r"arange: step must be nonzero \(the step 0\.3"):
+        og.arange(0, 1, 0.3, dtype=np.int64)
+    np.testing.assert_array_equal(og.arange(0, 1, 0.25, dtype=np.float64).numpy(),
+                                  [0, 0.25, 0.5, 0.75])
+
+
+def test_real_valued_ops_of_integer_and_bool_tensors_are_float32(backend):
+    # torch's rule: exp(int64), int64 / int64 and sigmoid(bool) are the default float
+    # dtype, on every backend (NumPy alone would say float64, or float16 for bool)
+    i = og.tensor([1, 2, 4], backend=backend)
+    b = og.tensor([True, False, True], backend=backend)
+    v = np.array([1.0, 2.0, 4.0])
+    for got, want in [(og.exp(i), np.exp(v)), (og.log(i), np.log(v)), (og.sqrt(i), np.sqrt(v)),
+                      (og.sigmoid(b), 1 / (1 + np.exp(-np.array([1.0, 0, 1])))),
+                      (og.tanh(i), np.tanh(v)), (og.sin(b), np.sin([1.0, 0, 1])),
+                      (i / 2, v / 2), (i / i, v / v), (i ** 0.5, v ** 0.5), (i ** 2.0, v ** 2),
+                      (og.mean(i), np.asarray(v.mean())), (og.softmax(i, 0), np.exp(v) / np.exp(v).sum()),
+                      (og.log_eps(i, 1), np.log(v + 1)), (og.silu(b), [1 / (1 + np.exp(-1)), 0, 1 / (1 + np.exp(-1))])]:
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-6)
+    assert (i ** 2).dtype == np.int64 and (i * 2).dtype == np.int64 and og.relu(i).dtype == np.int64
+    assert (og.tensor([1.0, 2.0], dtype=np.float64, backend=backend) / i[:2]).dtype == np.float64
+    with pytest.raises(TypeError, match="ReLU: bool tensors are not supported"):
+        og.relu(b)

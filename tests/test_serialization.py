@@ -253,3 +253,17 @@ def test_zip_sizes_that_lie_do_not_allocate_what_they_claim(tmp_path):
     finally:
         tracemalloc.stop()
     assert peak < 64 << 20
+
+
+def test_zero_dim_entries_keep_their_shape(tmp_path):
+    # np.ascontiguousarray would write a 0-d array as shape (1,): a BatchNorm's
+    # num_batches_tracked could not be loaded back
+    path = tmp_path / "s.npz"
+    opgraph.save({"s": opgraph.tensor(3.0), "n": np.array(7), "t": opgraph.zeros(2, 3).T}, path)
+    loaded = opgraph.load(path)
+    assert loaded["s"].shape == () and loaded["s"].item() == 3.0
+    assert loaded["n"].shape == () and loaded["n"].dtype == np.int64
+    assert loaded["t"].shape == (3, 2)
+    bn = opgraph.nn.BatchNorm1d(3)
+    opgraph.save(bn, path)
+    opgraph.nn.BatchNorm1d(3).load_state_dict(opgraph.load(path))
