@@ -134,6 +134,15 @@ def check_key(name, shape, key):
         return 1
 
     parts = tuple(np.asarray(k) if isinstance(k, list) else k for k in parts)
+    # the index arrays broadcast together; when that is empty nothing is read, and NumPy
+    # and torch accept any values in them
+    arrays = [(int(k.sum()),) if k.dtype.kind == "b" else k.shape for k in parts
+              if isinstance(k, np.ndarray) and k.dtype.kind in "iub"]
+    try:
+        if arrays and 0 in np.broadcast_shapes(*arrays):
+            return
+    except ValueError:  # shapes that do not broadcast: the indexing itself reports them
+        pass
     used = sum(width(k) for k in parts)
     dim = 0
     for k in parts:

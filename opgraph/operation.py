@@ -57,7 +57,19 @@ class Operation:
 
     def _backward_all(self, grads):
         result = self.backward(grads[0])
-        return result if isinstance(result, tuple) else tuple(result)
+        if isinstance(result, tuple):
+            return result
+        if result is None or isinstance(result, Tensor):  # one gradient, as torch allows
+            if len(self._inputs) == 1:
+                return (result,)
+            raise TypeError(f"{self.name}.backward must return a tuple with one Tensor (or "
+                            f"None) per input ({len(self._inputs)} inputs), got "
+                            f"{type(result).__name__}")
+        try:
+            return tuple(result)  # a list, a generator
+        except TypeError:
+            raise TypeError(f"{self.name}.backward must return a tuple with one Tensor (or "
+                            f"None) per input, got {type(result).__name__}") from None
 
     def __call__(self, *inputs):
         inputs = as_tensors(self, inputs, self.promote)
@@ -68,7 +80,13 @@ class Operation:
             result = self.forward(*[t.data for t in inputs])
         except IndexOutOfRange as e:  # a kernel's index check, reported by this op
             raise e.renamed(self.name) from None
-        return self._wrap(result, inputs)
+        try:
+            return self._wrap(result, inputs)
+        except AttributeError:  # a user-defined forward that returned something else
+            if isinstance(result, tuple) or self.backend.is_array(result):
+                raise
+            raise TypeError(f"{self.name}.forward must return an array of the "
+                            f"{self.backend.name} backend, got {type(result).__name__}") from None
 
     def _needs_grad(self, inputs):
         if _recording.recording:

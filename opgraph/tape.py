@@ -242,6 +242,7 @@ def _accumulate(grads, tensor, g):
 
 def _replay(roots, root_grads, retain_graph, create_graph, tape=None, keep=()):
     """Backpropagate; returns {id(tensor): [tensor, grad]} for leaves and for `keep`."""
+    from .tensor import Tensor
     # as in torch: a differentiable backward may reference the forward graph, so keep it
     retain_graph = retain_graph or create_graph
     grads = {}
@@ -273,6 +274,9 @@ def _replay(roots, root_grads, retain_graph, create_graph, tape=None, keep=()):
             for t, g in zip(inputs, in_grads):
                 if g is None or not t.requires_grad:
                     continue
+                if not isinstance(g, Tensor):
+                    raise TypeError(f"{op.name}.backward must return Tensors (or None), got "
+                                    f"{type(g).__name__} for an input of shape {tuple(t.shape)}")
                 if g.data.shape != t.data.shape:
                     raise RuntimeError(f"{op.name}.backward returned a gradient of shape "
                                        f"{tuple(g.shape)} for an input of shape {tuple(t.shape)}")

@@ -410,6 +410,8 @@ def _host_array(data, dtype, name="tensor"):
         return _as_int64(name, a)
     if a.dtype.kind == "b":
         return a
+    if a.dtype.kind == "O" and a.size and all(isinstance(v, int) for v in a.flat):
+        raise OverflowError(f"{name}: the value {max(a.flat, key=abs)} does not fit int64")
     raise TypeError(f"{name}: cannot make a tensor of {type(data).__name__} (dtype {a.dtype})")
 
 

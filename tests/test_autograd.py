@@ -253,6 +253,37 @@ def test_user_defined_op_needs_nothing_else():
     assert og.gradgradcheck(lambda t: Square()(t), [x])
 
 
+def test_user_defined_op_mistakes_are_named():
+    class Identity(og.Operation):
+        def forward(self, x, *rest):
+            return x
+
+    class ArrayGrad(Identity):
+        def backward(self, grad):
+            return (np.ones(2),)
+
+    class BareGrad(Identity):
+        def backward(self, grad):
+            return grad
+
+    class ListForward(og.Operation):
+        def forward(self, x):
+            return [1.0, 2.0]
+
+    x = leaf([1.0, 2.0])
+    with pytest.raises(TypeError, match=r"ArrayGrad.backward must return Tensors \(or None\), "
+                                        r"got ndarray for an input of shape \(2,\)"):
+        ArrayGrad()(x).sum().backward()
+    BareGrad()(x).sum().backward()  # one Tensor for one input is fine, as in torch
+    np.testing.assert_array_equal(x.grad.numpy(), [1, 1])
+    with pytest.raises(TypeError, match=r"BareGrad.backward must return a tuple with one Tensor "
+                                        r"\(or None\) per input \(2 inputs\), got Tensor"):
+        BareGrad()(x, x).sum().backward()
+    with pytest.raises(TypeError, match="ListForward.forward must return an array of the numpy "
+                                        "backend, got list"):
+        ListForward()(x)
+
+
 def test_gradcheck_reports_input_index_and_values():
     class WrongSquare(og.Operation):
         def forward(self, x):

@@ -212,6 +212,8 @@ def test_python_numbers_given_a_dtype_convert_straight_to_it():
                                                 "fit int64"):
             og.tensor(big)
     assert og.tensor(np.array([2 ** 63], dtype=np.uint64), dtype=np.uint64).item() == 2 ** 63
+    with pytest.raises(OverflowError, match=r"tensor: the value -18446744073709551621 does not "):
+        og.tensor([[1], [-2 ** 64 - 5]])
 
 
 def test_creation_functions_pick_dtypes_as_torch():

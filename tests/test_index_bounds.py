@@ -104,6 +104,11 @@ CASES = [
     ("empty-index-ok", "ok = b.to_numpy(b.scatter_rows_add(0, I(np.zeros(0, np.int64)), "
      "F((0, 2)))).shape == (0, 2) and b.to_numpy(b.gather(F((3, 3)), 1, "
      "I(np.zeros((3, 0), np.int64)))).shape == (3, 0)", None, None),
+    # index arrays that broadcast to nothing read nothing: any values pass (NumPy, torch)
+    ("empty-broadcast-index-ok", "e = np.zeros(0, np.int64); y = xg[np.array([[HUGE], [0]]), e]; "
+     "y.sum().backward(); z = og.zeros(3, 3, backend=b); z[np.array([[HUGE]]), e] = 1.0; "
+     "ok = y.shape == (2, 0) and not xg.grad.numpy().any() and not z.numpy().any() and "
+     "og.zeros(0, 2, backend=b)[np.array([[0], [0]]), e].shape == (2, 0)", None, None),
 ]
 
 CHILD = r"""
