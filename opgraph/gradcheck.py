@@ -61,6 +61,9 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
         if inputs[i].dtype != np.float64:
             raise TypeError(f"gradcheck: input {i} is {inputs[i].dtype}; use float64 for "
                             "finite differences")
+    if not any(o is not None and o.dtype.kind == "f" for o in outs):
+        raise ValueError("gradcheck: fn has no floating-point output to differentiate (got "
+                         + ", ".join("None" if o is None else str(o.dtype) for o in outs) + ")")
     target = _projected(fn, inputs, vs)
     if target is not None and target.requires_grad:
         analytic = grad(target, [inputs[i] for i in wrt])

@@ -344,8 +344,11 @@ def mul_(x, other):
 
 def div_(x, other):
     """x /= other, in place."""
+    # an integer x takes the general path: its quotient is float32, as F.div's (the raw
+    # kernel would say NumPy's float64)
+    floating = isinstance(x, Tensor) and x.dtype.kind == "f"
     return update(x, "div_", F.div, (other,), needs_original=_needs_self(other),
-                  kernel=lambda bk, a, o: bk.binary("div", a, o))
+                  kernel=(lambda bk, a, o: bk.binary("div", a, o)) if floating else None)
 
 
 def pow_(x, exponent):

@@ -240,8 +240,22 @@ def _accumulate(grads, tensor, g):
         entry[1] = entry[1] + g
 
 
-def _replay(roots, root_grads, retain_graph, create_graph, tape=None, keep=()):
-    """Backpropagate; returns {id(tensor): [tensor, grad]} for leaves and for `keep`."""
+_retaining = weakref.WeakValueDictionary()  # id -> non-leaf tensor whose .grad is kept
+
+
+def retain_grad(tensor):
+    """Keep the gradient of a non-leaf tensor in its .grad at backward (torch's
+    retain_grad); a leaf keeps its gradient anyway."""
+    if not tensor.requires_grad:
+        raise RuntimeError(f"retain_grad: the tensor (shape {tuple(tensor.shape)}) does not "
+                           "require grad")
+    if tensor.op is not None:
+        _retaining[id(tensor)] = tensor
+
+
+def _replay(roots, root_grads, retain_graph, create_graph, tape=None, keep=(), retained=None):
+    """Backpropagate; returns {id(tensor): [tensor, grad]} for leaves and for `keep`, and
+    appends [tensor, grad] of the tensors marked by retain_grad to `retained` (a list)."""
     from .tensor import Tensor
     # as in torch: a differentiable backward may reference the forward graph, so keep it
     retain_graph = retain_graph or create_graph
@@ -257,6 +271,8 @@ def _replay(roots, root_grads, retain_graph, create_graph, tape=None, keep=()):
                 entry = grads.pop(id(out), None) if out is not None else None
                 if entry is not None and keep_ids and id(out) in keep_ids:
                     kept[id(out)] = entry
+                if entry is not None and retained is not None and id(out) in _retaining:
+                    retained.append(entry)
                 out_grads.append(None if entry is None else entry[1])
             if out_grads.count(None) == len(out_grads):
                 continue
@@ -289,7 +305,7 @@ def _replay(roots, root_grads, retain_graph, create_graph, tape=None, keep=()):
     return grads
 
 
-class _NonScalarOutput(RuntimeError, ValueError):
+class NonScalarOutputError(RuntimeError, ValueError):
     """backward() without a grad on a non-scalar: torch's RuntimeError, and a ValueError
     (a bad shape) as opgraph's other shape errors."""
 
@@ -300,7 +316,7 @@ def _seed_grads(outputs, grad_outputs):
     for out, g in zip(outputs, grad_outputs):
         if g is None:
             if out.data.size != 1:
-                raise _NonScalarOutput(
+                raise NonScalarOutputError(
                     f"backward on a non-scalar tensor of shape {tuple(out.shape)} needs a grad "
                     "argument of the same shape (the vector of the vector-Jacobian product)")
             g = Tensor._make(out.backend.full(out.shape, 1, out.dtype), out.backend)
@@ -326,7 +342,8 @@ def backward(tensor, grad=None, retain_graph=False, create_graph=False):
                            "requires grad, or it was computed under no_grad)")
     from .tensor import Tensor
     seeds = _seed_grads([tensor], [grad])
-    grads = _replay([tensor], seeds, retain_graph, create_graph)
+    retained = [] if _retaining else None
+    grads = _replay([tensor], seeds, retain_graph, create_graph, retained=retained)
     handed_out = {id(s.data) for s in seeds}  # arrays some other tensor holds
     # threads may backpropagate into one shared leaf: `.grad = .grad + g` is a
     # read-modify-write, so it runs under one lock (uncontended, it costs ~0.1 µs)
@@ -339,6 +356,9 @@ def backward(tensor, grad=None, retain_graph=False, create_graph=False):
                     t.grad = g
                 else:  # its own writable array: never a view shared with another .grad
                     t.grad = Tensor._make(t.backend.copy(g.data), t.backend)
+        for t, g in retained or ():  # the op's gradient may be another tensor's: a copy
+            g = g if create_graph else Tensor._make(t.backend.copy(g.data), t.backend)
+            t.grad = g if t.grad is None else t.grad + g
 
 
 def _private(array, handed_out):

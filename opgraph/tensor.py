@@ -182,12 +182,26 @@ class Tensor:
 
     def requires_grad_(self, requires_grad=True):
         _check_requires_grad(self.dtype, requires_grad)
+        if self.op is not None and not requires_grad:
+            raise RuntimeError(f"requires_grad_: only a leaf's flag can be changed; this tensor "
+                               f"was computed by {self.op.name} (use .detach() for a tensor "
+                               "cut from the graph)")
         self.requires_grad = requires_grad
         return self
 
     @property
     def is_leaf(self):
         return self.op is None
+
+    def retain_grad(self):
+        """Keep this non-leaf tensor's gradient in .grad at backward, as torch."""
+        from .tape import retain_grad
+        retain_grad(self)
+
+    @property
+    def retains_grad(self):
+        from .tape import _retaining
+        return self.op is not None and _retaining.get(id(self)) is self
 
     # ---- operators and method forms of the functions: bound from METHODS below
     def __pos__(self):

@@ -452,3 +452,38 @@ def test_gradgradcheck_names_the_second_order():
     assert og.gradcheck(lambda a: BadSquare()(a), [x])
     with pytest.raises(og.GradcheckError, match=r"gradgradcheck \(second order"):
         og.gradgradcheck(lambda a: BadSquare()(a), [x])
+
+
+def test_retain_grad_keeps_a_non_leaf_gradient_as_torch():
+    x = leaf([1.0, 2.0])
+    y = x * 3
+    y.retain_grad()
+    z = (y * y).sum()
+    z.retain_grad()
+    assert y.retains_grad and not x.retains_grad
+    z.backward(retain_graph=True)
+    np.testing.assert_allclose(y.grad.numpy(), [6, 12])
+    assert z.grad.item() == 1.0 and x.grad.numpy().tolist() == [18, 36]
+    z.backward()  # accumulates, as a leaf's .grad does
+    np.testing.assert_allclose(y.grad.numpy(), [12, 24])
+    a = leaf([1.0, 2.0])
+    b = a + 0  # Add passes the gradient on as it is: .grad of a and b must not share it
+    b.retain_grad()
+    b.sum().backward()
+    a.grad.mul_(0)
+    np.testing.assert_array_equal(b.grad.numpy(), [1, 1])
+    with pytest.raises(RuntimeError, match="retain_grad: the tensor .* does not require grad"):
+        og.tensor([1.0]).retain_grad()
+
+
+def test_only_a_leaf_can_stop_requiring_grad():
+    x = leaf([1.0])
+    with pytest.raises(RuntimeError, match="requires_grad_: only a leaf's flag can be changed; "
+                                           "this tensor was computed by Mul"):
+        (x * 2).requires_grad_(False)
+    assert not x.requires_grad_(False).requires_grad
+
+
+def test_gradcheck_of_a_function_without_a_float_output_is_named():
+    with pytest.raises(ValueError, match=r"gradcheck: fn has no floating-point output .*int64"):
+        og.gradcheck(lambda t: t.argmax(), [leaf([1.0, 2.0])])
