@@ -411,6 +411,15 @@ def test_edge_list_file(tmp_path):
         parse_graph(str(bad))
     with pytest.raises(GraphSpecError, match="directory"):
         parse_graph(str(tmp_path))
+    # one edge listed twice with different couplings is an error, not "last wins"
+    for text in ("1 2 1\n2 1 -1\n", "1 2\n1 2 3\n"):
+        clash = tmp_path / "clash.txt"
+        clash.write_text(text)
+        with pytest.raises(GraphSpecError, match=r"clash.txt:2: edge .* weight .* on line 1"):
+            parse_graph(str(clash))
+    same = tmp_path / "same.txt"
+    same.write_text("1 2 -1\n2 1 -1\n3 4\n4 3\n")
+    assert parse_graph(str(same)).edges[1, 2]["weight"] == -1.0
     binary = tmp_path / "binary.txt"
     binary.write_bytes(b"\xff\xfe\x00\x81")
     with pytest.raises(GraphSpecError, match="cannot read"):

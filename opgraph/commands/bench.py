@@ -16,7 +16,9 @@ def add_arguments(parser):
     parser.add_argument("--no-peers", action="store_true",
                         help="time only the opgraph backends")
     parser.add_argument("--only", action="append", metavar="WORD",
-                        help="run only the cases whose name contains WORD (repeatable)")
+                        help="run only the cases whose name contains WORD (repeatable); "
+                             "'mis' (or mis100, mis150, mis200, mis250) runs the maximum-"
+                             "independent-set table instead")
     parser.add_argument("--compile-times", action="store_true",
                         help="also measure the first-call JIT compile time of every Numba-CPU "
                              "kernel (fresh processes, empty cache) and the cache-load time")
@@ -34,6 +36,9 @@ def run(args):
     if args.threads is not None:
         number(args.threads, "--threads", minimum=1, integer=True)
     backends = args.backend or ["numpy", "numba"]
+    mis_words = [w for w in args.only or [] if w.startswith("mis")]
+    if mis_words:
+        return _run_mis(args, backends, mis_words)
     result = bench.run_benchmarks(backends, quick=args.quick, peers=not args.no_peers,
                                   only=args.only, threads=args.threads,
                                   progress=lambda s: print("  " + s, flush=True))
@@ -57,6 +62,35 @@ def run(args):
         print("First-call compile time of the Numba-CPU kernels:")
         result["compile_times"] = bench.compile_times()
         print(bench.format_compile_times(result["compile_times"]))
+    if args.json:
+        import os
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1, default=str)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _run_mis(args, backends, words):
+    """--only mis (all sizes) or --only mis150 ...: the maximum-independent-set table."""
+    from . import bench_mis
+    from .timing import format_machine
+    sizes = sorted({int(w[3:]) for w in words if w[3:].isdigit()}) or list(bench_mis.SIZES)
+    if args.quick:
+        sizes = [n for n in sizes if n <= 150] or sizes[:1]
+    result = bench_mis.run(backends, sizes, progress=lambda s: print("  " + s, flush=True))
+    print()
+    print(format_machine(result["machine"]))
+    rss = result["machine"].get("max_rss_bytes")
+    if rss:
+        print(f"peak resident memory of the run: {rss / 1e9:.2f} GB")
+    print()
+    print(bench_mis.format_table(result, markdown=args.markdown))
+    print()
+    print("random_regular_graph(3, n, seed=1); ordering: optimize='auto' (greedy, then tree "
+          "simulated annealing, at most 10 s); solve: max_independent_set along that order "
+          "(contraction and configuration), best of the repeats after a warm-up call; "
+          "records: GenericTensorNetworks.jl with TreeSA orders")
     if args.json:
         import os
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)

@@ -143,6 +143,21 @@ def read_edge_list(path):
         reason = e.strerror if isinstance(e, OSError) and e.strerror else type(e).__name__
         raise GraphSpecError(f"cannot read edge-list file {path!r}: {reason}") from None
     g = nx.Graph()
+    seen = {}   # edge -> (weight, line): an edge given twice must agree (no "last wins")
+
+    def add(u, v, weight, number):
+        key = frozenset((u, v))
+        given, weight = weight, 1.0 if weight is None else weight   # no weight: 1
+        if key in seen and seen[key][0] != weight:
+            raise GraphSpecError(f"{path}:{number}: edge {u} {v} has weight {weight:g} here but "
+                                 f"{seen[key][0]:g} on line {seen[key][1]} (an edge is listed "
+                                 f"once, or again with the same weight)")
+        seen.setdefault(key, (weight, number))
+        if given is None:
+            g.add_edge(u, v)
+        else:
+            g.add_edge(u, v, weight=weight)
+
     for number, line in enumerate(lines, 1):
         fields = line.split("#", 1)[0].split()
         if not fields:
@@ -150,13 +165,13 @@ def read_edge_list(path):
         if len(fields) == 1:
             g.add_node(_node(fields[0]))
         elif len(fields) == 2:
-            g.add_edge(_node(fields[0]), _node(fields[1]))
+            add(_node(fields[0]), _node(fields[1]), None, number)
         elif len(fields) == 3:
             try:
                 weight = float(fields[2])
             except ValueError:
                 raise GraphSpecError(f"{path}:{number}: the weight {fields[2]!r} is not a number") from None
-            g.add_edge(_node(fields[0]), _node(fields[1]), weight=weight)
+            add(_node(fields[0]), _node(fields[1]), weight, number)
         else:
             raise GraphSpecError(f"{path}:{number}: expected 'u v' or 'u v weight', got {line.strip()!r}")
     return g
