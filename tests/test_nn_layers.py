@@ -403,3 +403,31 @@ def test_the_bn_cnn_model_trains_saves_and_loads(tmp_path):
     again = models.load(tmp_path / "bn.npz")
     np.testing.assert_array_equal(models.predict(again, x[:20])[0], models.predict(model, x[:20])[0])
     np.testing.assert_array_equal(again[1].running_mean.numpy(), model[1].running_mean.numpy())
+
+
+def test_module_apply_double_float_and_to_dtype(backend):
+    model = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3), nn.Linear(3, 1))
+    seen = []
+
+    def init_weights(m):
+        seen.append(type(m).__name__)
+        if isinstance(m, nn.Linear):
+            nn.init.zeros_(m.bias)
+
+    assert model.apply(init_weights) is model
+    assert seen == ["Linear", "BatchNorm1d", "Linear", "Sequential"]
+    assert model[0].bias.tolist() == [0, 0, 0]
+    weight = model[0].weight
+    opt = og.optim.SGD(model.parameters(), lr=0.1)
+    model.double()
+    assert model[0].weight is weight and weight.dtype == np.float64
+    assert model[1].running_mean.dtype == np.float64
+    assert model[1].num_batches_tracked.dtype == np.int64  # integer buffers keep their dtype
+    model(og.ones(4, 2, dtype=np.float64)).sum().backward()
+    opt.step()
+    assert weight.dtype == np.float64
+    model.to(backend, np.float32)
+    assert weight.dtype == np.float32 and weight.backend is backend
+    assert model.float() is model
+    with pytest.raises(TypeError, match=r"Sequential.to: expects a floating-point dtype"):
+        model._cast(np.dtype(np.int64))

@@ -24,6 +24,16 @@ def _backend(backend):
     return _backends.get(backend) if backend is not None else get_default_backend()
 
 
+def _is_float_dtype(value):
+    """True for a float dtype given as a NumPy type, dtype or name ("float64")."""
+    if isinstance(value, str) and value in ("numpy", "numba", "cuda"):
+        return False
+    try:
+        return np.dtype(value).kind == "f"
+    except TypeError:
+        return False
+
+
 def _dtype(dtype):
     return np.dtype(dtype) if dtype is not None else np.dtype(np.float32)
 
@@ -169,10 +179,20 @@ class Module:
         return self
 
     # ---- backends
-    def to(self, backend):
-        """Move every parameter and buffer to `backend` (a name or Backend), in
-        place: the Parameter objects stay the same, so an optimizer built
-        before the move keeps working. Returns self."""
+    def to(self, *args, backend=None, dtype=None):
+        """Move every parameter and buffer to a backend (a name or Backend) and/or cast the
+        floating-point ones to a float dtype, in place, as torch's `module.to(device)` /
+        `module.to(torch.float64)`: the Parameter objects stay the same, so an optimizer
+        built before keeps working. Returns self."""
+        for arg in args:
+            if _is_float_dtype(arg):
+                dtype = arg
+            else:
+                backend = arg
+        if dtype is not None:
+            self._cast(np.dtype(dtype))
+        if backend is None:
+            return self
         backend = _backends.get(backend)
         for t in list(self.parameters()) + list(self.buffers()):
             if t.backend is not backend:
@@ -180,6 +200,32 @@ class Module:
                 if t.grad is not None:
                     t.grad = Tensor._make(backend.asarray(t.grad.numpy()), backend)
                 t.backend = backend
+        return self
+
+    def _cast(self, dtype):
+        if dtype.kind != "f":
+            raise TypeError(f"{type(self).__name__}.to: expects a floating-point dtype, got "
+                            f"{dtype}")
+        for t in list(self.parameters()) + list(self.buffers()):
+            if t.dtype.kind == "f" and t.dtype != dtype:
+                t.data = t.backend.astype(t.data, dtype)
+                if t.grad is not None:
+                    t.grad = Tensor._make(t.backend.astype(t.grad.data, dtype), t.backend)
+
+    def float(self):
+        """Floating-point parameters and buffers as float32 (in place); returns self."""
+        return self.to(dtype=np.float32)
+
+    def double(self):
+        """Floating-point parameters and buffers as float64 (in place); returns self."""
+        return self.to(dtype=np.float64)
+
+    def apply(self, fn):
+        """Call fn on every submodule (children first) and on self, as torch's
+        `model.apply(init_weights)`; returns self."""
+        for m in self.children():
+            m.apply(fn)
+        fn(self)
         return self
 
     # ---- state
