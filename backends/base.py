@@ -537,3 +537,31 @@ class Backend(ABC):
         da_o = self.binary("mul", self.binary("mul", dh, t),
                            self.binary("mul", o, one_minus(o)))
         return self.cat([da_i, da_f, da_g, da_o], 1), self.binary("mul", d, f)
+
+    def gru_cell(self, gx, gh, h):
+        """The GRU cell for gx, gh (N, 3H) in torch's order (r, z, n) and h (N, H):
+        h' = n + z·(h - n), r = σ(gx_r + gh_r), z = σ(gx_z + gh_z), n = tanh(gx_n + r·gh_n)."""
+        k = h.shape[1]
+        x_r, x_z, x_n = self.split(gx, [k] * 3, 1)
+        h_r, h_z, h_n = self.split(gh, [k] * 3, 1)
+        r = self.unary("sigmoid", self.binary("add", x_r, h_r))
+        z = self.unary("sigmoid", self.binary("add", x_z, h_z))
+        n = self.unary("tanh", self.binary("add", x_n, self.binary("mul", r, h_n)))
+        return self.binary("add", n, self.binary("mul", z, self.binary("sub", h, n)))
+
+    def gru_cell_grad(self, gx, gh, h, dh_new):
+        """(dgx, dgh, dh) of gru_cell from its inputs and the gradient of h'."""
+        k = h.shape[1]
+        x_r, x_z, x_n = self.split(gx, [k] * 3, 1)
+        h_r, h_z, h_n = self.split(gh, [k] * 3, 1)
+        r = self.unary("sigmoid", self.binary("add", x_r, h_r))
+        z = self.unary("sigmoid", self.binary("add", x_z, h_z))
+        n = self.unary("tanh", self.binary("add", x_n, self.binary("mul", r, h_n)))
+        one_minus = lambda y: self.binary("sub", 1.0, y)  # noqa: E731
+        a = self.binary("mul", self.binary("mul", dh_new, one_minus(z)),
+                        one_minus(self.binary("mul", n, n)))
+        a_r = self.binary("mul", self.binary("mul", a, h_n), self.binary("mul", r, one_minus(r)))
+        a_z = self.binary("mul", self.binary("mul", dh_new, self.binary("sub", h, n)),
+                          self.binary("mul", z, one_minus(z)))
+        return (self.cat([a_r, a_z, a], 1), self.cat([a_r, a_z, self.binary("mul", a, r)], 1),
+                self.binary("mul", dh_new, z))

@@ -903,6 +903,39 @@ def _lstm_cell_grad_kernel(gates, c, c_new, dh, dc_new, dgates, dc):
             dc[r, j] = d * f
 
 
+@njit(**_PARALLEL)
+def _gru_cell_kernel(gx, gh, h, out):
+    n, k = h.shape
+    for row in prange(n):
+        for j in range(k):
+            r = _sigmoid_scalar(float(gx[row, j] + gh[row, j]))
+            z = _sigmoid_scalar(float(gx[row, k + j] + gh[row, k + j]))
+            m = math.tanh(float(gx[row, 2 * k + j] + r * gh[row, 2 * k + j]))
+            out[row, j] = m + z * (h[row, j] - m)
+
+
+@njit(**_PARALLEL)
+def _gru_cell_grad_kernel(gx, gh, h, dh_new, dgx, dgh, dh):
+    n, k = h.shape
+    for row in prange(n):
+        for j in range(k):
+            r = _sigmoid_scalar(float(gx[row, j] + gh[row, j]))
+            z = _sigmoid_scalar(float(gx[row, k + j] + gh[row, k + j]))
+            hn = float(gh[row, 2 * k + j])
+            m = math.tanh(float(gx[row, 2 * k + j]) + r * hn)
+            g = float(dh_new[row, j])
+            a = g * (1.0 - z) * (1.0 - m * m)
+            a_r = a * hn * (r * (1.0 - r))
+            a_z = g * (h[row, j] - m) * (z * (1.0 - z))
+            dgx[row, j] = a_r
+            dgx[row, k + j] = a_z
+            dgx[row, 2 * k + j] = a
+            dgh[row, j] = a_r
+            dgh[row, k + j] = a_z
+            dgh[row, 2 * k + j] = a * r
+            dh[row, j] = g * z
+
+
 _ACTIVATION_GRAD = {"sigmoid": _sigmoid_grad_kernel, "tanh": _tanh_grad_kernel,
                     "silu": _silu_grad_kernel, "gelu": _gelu_grad_kernel,
                     "gelu_tanh": _gelu_tanh_grad_kernel}
@@ -918,7 +951,8 @@ KERNELS = (_tropical_max_plus, _tropical_min_plus, _tropical_max_mul,
            _sigmoid_kernel, _silu_kernel, _cross_entropy_kernel, _cross_entropy_grad_kernel,
            _sigmoid_grad_kernel, _tanh_grad_kernel, _silu_grad_kernel, _erf_kernel,
            _gelu_kernel, _gelu_tanh_kernel, _gelu_grad_kernel, _gelu_tanh_grad_kernel,
-           _normalize_kernel, _normalize_grad_kernel, _lstm_cell_kernel, _lstm_cell_grad_kernel)
+           _normalize_kernel, _normalize_grad_kernel, _lstm_cell_kernel, _lstm_cell_grad_kernel,
+           _gru_cell_kernel, _gru_cell_grad_kernel)
 
 _FLOATS = (np.float32, np.float64)
 
@@ -1245,3 +1279,19 @@ class NumbaCPUBackend(NumpyBackend):
         dgates, dc = np.empty_like(arrays[0]), np.empty_like(arrays[1])
         _launch(_lstm_cell_grad_kernel, arrays[0].size, *[_c(a) for a in arrays], dgates, dc)
         return dgates, dc
+
+    def gru_cell(self, gx, gh, h):
+        arrays = [np.asarray(a) for a in (gx, gh, h)]
+        if not _is_float(*arrays) or len({a.dtype for a in arrays}) != 1:
+            return super().gru_cell(gx, gh, h)
+        out = np.empty_like(arrays[2])
+        _launch(_gru_cell_kernel, arrays[0].size, *[_c(a) for a in arrays], out)
+        return out
+
+    def gru_cell_grad(self, gx, gh, h, dh_new):
+        arrays = [np.asarray(a) for a in (gx, gh, h, dh_new)]
+        if not _is_float(*arrays) or len({a.dtype for a in arrays}) != 1:
+            return super().gru_cell_grad(gx, gh, h, dh_new)
+        dgx, dgh, dh = np.empty_like(arrays[0]), np.empty_like(arrays[0]), np.empty_like(arrays[2])
+        _launch(_gru_cell_grad_kernel, arrays[0].size, *[_c(a) for a in arrays], dgx, dgh, dh)
+        return dgx, dgh, dh

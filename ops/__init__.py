@@ -14,4 +14,4 @@ from .tropical import TropicalEinsum
 from .activation import GELU, GELUGrad, LeakyReLU, ELU, Softplus
 from .normalization import LayerNorm, BatchNorm
 from .loss import BinaryCrossEntropy, BinaryCrossEntropyWithLogits
-from .recurrent import LSTMCell
+from .recurrent import LSTMCell, GRUCell

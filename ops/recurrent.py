@@ -1,6 +1,6 @@
-"""Recurrent cells: the LSTM cell's elementwise part as one op (one fused kernel forward,
-one backward); the matmuls around it are ordinary MatMul ops."""
-from opgraph.operation import MultiOutputOperation
+"""Recurrent cells: the elementwise parts of the LSTM and GRU cells as one op each (one fused
+kernel forward, one backward); the matmuls around them are ordinary MatMul ops."""
+from opgraph.operation import MultiOutputOperation, Operation
 from opgraph.tape import is_recording
 
 from .shape import Cat, Chunk
@@ -44,3 +44,35 @@ class LSTMCell(MultiOutputOperation):
             return dgates, d * f
         dgates, dc = b.lstm_cell_grad(gates.data, c.data, self.c_new, dh.data, dc_new.data)
         return self.constant(dgates), self.constant(dc)
+
+
+class GRUCell(Operation):
+    """For gx = x·W_ihᵀ + b_ih and gh = h·W_hhᵀ + b_hh (N, 3H) in torch's order (r, z, n)
+    and the state h (N, H): r = σ(gx_r + gh_r), z = σ(gx_z + gh_z),
+    n = tanh(gx_n + r·gh_n), h' = n + z·(h - n).
+    With a = dh'·(1 - z)·(1 - n²): dgx = (a_r, a_z, a), dgh = (a_r, a_z, a·r),
+    dh = dh'·z, where a_r = a·gh_n·r(1-r), a_z = dh'·(h - n)·z(1-z) (one fused kernel;
+    a graph of differentiable ops under create_graph)"""
+    saves = (0, 1, 2)
+
+    def forward(self, gx, gh, h):
+        n, three_h = gx.shape
+        if three_h % 3 or tuple(gh.shape) != tuple(gx.shape) or tuple(h.shape) != (
+                n, three_h // 3):
+            raise ValueError(f"{self.name}: gx {tuple(gx.shape)}, gh {tuple(gh.shape)} and h "
+                             f"{tuple(h.shape)} do not fit (expected (N, 3H), (N, 3H), (N, H))")
+        return self.backend.gru_cell(gx, gh, h)
+
+    def backward(self, grad):
+        gx, gh, h = self.inputs
+        if is_recording():  # create_graph: the backward from differentiable ops
+            x_r, x_z, x_n = Chunk(3, 1)(gx)
+            h_r, h_z, h_n = Chunk(3, 1)(gh)
+            r, z = (x_r + h_r).sigmoid(), (x_z + h_z).sigmoid()
+            n = (x_n + r * h_n).tanh()
+            a = grad * (1 - z) * (1 - n * n)
+            a_r = a * h_n * r * (1 - r)
+            a_z = grad * (h - n) * z * (1 - z)
+            return Cat(1)(a_r, a_z, a), Cat(1)(a_r, a_z, a * r), grad * z
+        dgx, dgh, dh = self.backend.gru_cell_grad(gx.data, gh.data, h.data, grad.data)
+        return self.constant(dgx), self.constant(dgh), self.constant(dh)

@@ -879,6 +879,26 @@ def test_lstm_cell_and_its_gradient(backend, rng, dtype):
     assert get(backend, dgates).dtype == dtype
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gru_cell_and_its_gradient(backend, rng, dtype):
+    gx, gh = (normal(rng, (3, 9), dtype) * 2 for _ in range(2))
+    h, dh = normal(rng, (3, 3), dtype), normal(rng, (3, 3), dtype)
+    x64, g64, h64, d64 = (a.astype(np.float64) for a in (gx, gh, h, dh))
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    r, z = sig(x64[:, :3] + g64[:, :3]), sig(x64[:, 3:6] + g64[:, 3:6])
+    n = np.tanh(x64[:, 6:] + r * g64[:, 6:])
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else TOL[np.dtype(dtype)]
+    got = backend.gru_cell(put(backend, gx, "transposed"), put(backend, gh), put(backend, h))
+    np.testing.assert_allclose(get(backend, got), n + z * (h64 - n), **tol)
+    a = d64 * (1 - z) * (1 - n * n)
+    a_r, a_z = a * g64[:, 6:] * r * (1 - r), d64 * (h64 - n) * z * (1 - z)
+    dgx, dgh, dhh = backend.gru_cell_grad(*(put(backend, v) for v in (gx, gh, h, dh)))
+    np.testing.assert_allclose(get(backend, dgx), np.concatenate([a_r, a_z, a], 1), **tol)
+    np.testing.assert_allclose(get(backend, dgh), np.concatenate([a_r, a_z, a * r], 1), **tol)
+    np.testing.assert_allclose(get(backend, dhh), d64 * z, **tol)
+    assert get(backend, dgx).dtype == dtype
+
+
 # ------------------------------------------------- coverage of the interface
 def test_every_backend_method_is_covered():
     """Adding a kernel to Backend without a conformance test here fails."""

@@ -112,6 +112,11 @@ def test_default_state_unbatched_input_and_cells():
     assert (rcell(og.tensor(x[:2].astype(np.float32))).numpy() >= 0).all()
 
 
+def test_an_empty_batch_gives_empty_outputs():
+    out, (h, c) = nn.LSTM(3, 4, num_layers=2)(og.zeros(5, 0, 3))
+    assert out.shape == (5, 0, 4) and h.shape == c.shape == (2, 0, 4)
+
+
 def test_dropout_between_layers_only_in_training():
     m = nn.GRU(2, 3, num_layers=2, dropout=0.5)
     x = og.randn(4, 1, 2, seed=0)
@@ -148,6 +153,19 @@ def test_lstm_cell_op_gradcheck(backend, which):
     assert og.gradcheck(lambda g, c: pick(ops.LSTMCell()(g, c)), [gates, c])
 
 
+def test_gru_cell_op_gradcheck(backend):
+    rng = np.random.default_rng(6)
+    gx, gh, h = (og.tensor(rng.standard_normal(s), requires_grad=True, backend=backend)
+                 for s in [(2, 6), (2, 6), (2, 2)])
+    assert og.gradcheck(lambda a, b, c: ops.GRUCell()(a, b, c), [gx, gh, h])
+
+
+def test_gru_cell_op_second_order():
+    rng = np.random.default_rng(7)
+    args = [og.tensor(rng.standard_normal(s), requires_grad=True) for s in [(2, 6), (2, 6), (2, 2)]]
+    assert og.gradgradcheck(lambda a, b, c: ops.GRUCell()(a, b, c), args)
+
+
 def test_lstm_cell_op_second_order():
     rng = np.random.default_rng(4)
     gates = og.tensor(rng.standard_normal((2, 8)), requires_grad=True)
@@ -168,8 +186,12 @@ def test_lstm_cell_op_second_order():
     (lambda: nn.LSTM(2, 3)(og.zeros(4, 2, 2), og.zeros(1, 2, 3)), TypeError,
      r"LSTM: hx must be a tuple \(h_0, c_0\)"),
     (lambda: nn.LSTM(2, 3)(og.zeros(2)), ValueError, r"LSTM: expected a 2-D \(unbatched\) or 3-D"),
+    (lambda: nn.GRU(3, 4)(og.zeros(0, 2, 3)), ValueError,
+     r"GRU: expected a sequence length larger than 0, got input of shape \(0, 2, 3\)"),
     (lambda: ops.LSTMCell()(og.zeros(2, 7), og.zeros(2, 2)), ValueError,
      r"LSTMCell: gates of shape \(2, 7\) and cell state of shape \(2, 2\) do not fit"),
+    (lambda: ops.GRUCell()(og.zeros(2, 6), og.zeros(2, 6), og.zeros(2, 3)), ValueError,
+     r"GRUCell: gx \(2, 6\), gh \(2, 6\) and h \(2, 3\) do not fit"),
 ])
 def test_bad_arguments(call, error, match):
     with pytest.raises(error, match=match):

@@ -7,7 +7,8 @@ weight_ih_l{k} (G·H, input), weight_hh_l{k} (G·H, H), bias_ih_l{k}, bias_hh_l{
 G = 1 (RNN), 4 (LSTM: gates i, f, g, o), 3 (GRU: r, z, n), all U(-1/√H, 1/√H).
 
 The input projection of a whole sequence is one matmul; each time step is a matmul with
-weight_hh and the cell (for the LSTM one fused op, ops.LSTMCell).
+weight_hh and the cell (for the LSTM and the GRU one fused op each, ops.LSTMCell and
+ops.GRUCell).
 """
 import math
 
@@ -54,12 +55,7 @@ def _cell_step(mode, gx, h, c, w_hh, b_hh):
     if mode == "GRU":
         if b_hh is not None:
             gh = gh + b_hh
-        x_r, x_z, x_n = _Chunk(3, 1)(gx)
-        h_r, h_z, h_n = _Chunk(3, 1)(gh)
-        r = (x_r + h_r).sigmoid()
-        z = (x_z + h_z).sigmoid()
-        n = (x_n + r * h_n).tanh()
-        return n + z * (h - n), None
+        return _recurrent.GRUCell()(gx, gh, h), None
     pre = gx + gh
     return (pre.tanh() if mode == "RNN_TANH" else pre.relu()), None
 
@@ -132,6 +128,9 @@ class RNNBase(Module):
             raise ValueError(f"{name}: input of shape {tuple(input.shape)} has {x.shape[2]} "
                              f"features, expected input_size={self.input_size}")
         steps, n = x.shape[0], x.shape[1]
+        if steps == 0:
+            raise ValueError(f"{name}: expected a sequence length larger than 0, got input of "
+                             f"shape {tuple(input.shape)}")
         directions = 2 if self.bidirectional else 1
         expected = (self.num_layers * directions, n, self.hidden_size)
         h0, c0 = self._initial_state(hx, batched, expected, x)
