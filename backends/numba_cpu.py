@@ -494,30 +494,6 @@ def _col2im_kernel(cols, out, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
 
 
 @njit(**_PARALLEL)
-def _patches_kernel(x, cols, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
-    # cols (C*kh*kw, N*OH*OW); one (image, channel) plane per task, which writes the
-    # image's contiguous block of OH*OW columns in each of its channel's kh*kw rows
-    # (the select in the inner loop vectorises: faster than splitting off the borders)
-    n, c, h, w = x.shape
-    for task in prange(n * c):
-        b = task // c
-        ch = task % c
-        for i in range(kh):
-            for j in range(kw):
-                dst = cols[(ch * kh + i) * kw + j, b * oh * ow:(b + 1) * oh * ow]
-                for y in range(oh):
-                    iy = y * sh + i * dh - ph
-                    if 0 <= iy < h:
-                        src = x[b, ch, iy]
-                        for xo in range(ow):
-                            ix = xo * sw + j * dw - pw
-                            dst[y * ow + xo] = src[ix] if 0 <= ix < w else 0
-                    else:
-                        for xo in range(ow):
-                            dst[y * ow + xo] = 0
-
-
-@njit(**_PARALLEL)
 def _patches_adjoint_kernel(cols, out, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow):
     # out must be zeros. Each task owns one output plane (it stays in cache while the
     # kh*kw rows of its channel are added in); kernel offsets are summed in (i, j)
@@ -946,7 +922,7 @@ _FUSED_UNARY["erf"] = _erf_kernel
 KERNELS = (_tropical_max_plus, _tropical_min_plus, _tropical_max_mul,
            _contract_max_plus, _contract_min_plus, _contract_max_mul,
            _scatter_add_kernel, _scatter_rows_kernel, _im2col_kernel, _col2im_kernel,
-           _patches_kernel, _patches_adjoint_kernel,
+           _patches_adjoint_kernel,
            _max_pool_kernel, _softmax_kernel, _log_softmax_kernel,
            _sigmoid_kernel, _silu_kernel, _cross_entropy_kernel, _cross_entropy_grad_kernel,
            _sigmoid_grad_kernel, _tanh_grad_kernel, _silu_grad_kernel, _erf_kernel,
@@ -1150,16 +1126,6 @@ class NumbaCPUBackend(NumpyBackend):
         _launch(_col2im_kernel, cols.size, _c(cols).reshape(n, c * kh * kw, oh * ow), out,
                 kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
         return out
-
-    def conv_patches(self, x, kh, kw, stride, padding, dilation=1):
-        if not _is_float(x):
-            return super().conv_patches(x, kh, kw, stride, padding, dilation)
-        n, c, h, w = x.shape
-        (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
-        oh, ow = conv_out(h, kh, sh, ph, dh), conv_out(w, kw, sw, pw, dw)
-        cols = np.empty((c * kh * kw, n * oh * ow), dtype=x.dtype)
-        _launch(_patches_kernel, cols.size, _c(x), cols, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
-        return cols
 
     def conv_patches_adjoint(self, cols, x_shape, kh, kw, stride, padding, dilation=1):
         if not _is_float(cols):

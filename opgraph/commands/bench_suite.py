@@ -482,6 +482,8 @@ calls = {
     "scatter_rows_add": lambda x: nb.scatter_rows_add(4, np.arange(4), x),
     "im2col": lambda x: nb.im2col(x.reshape(1, 1, 4, 4), 3, 3, 1, 1),
     "col2im": lambda x: nb.col2im(np.ones((1, 9, 16), x.dtype), (1, 1, 4, 4), 3, 3, 1, 1),
+    "conv_patches_adjoint": lambda x: nb.conv_patches_adjoint(np.ones((9, 16), x.dtype),
+                                                              (1, 1, 4, 4), 3, 3, 1, 1),
     "max_pool2d": lambda x: nb.max_pool2d(x.reshape(1, 1, 4, 4), 2, 2),
     "softmax": lambda x: nb.softmax(x, -1),
     "log_softmax": lambda x: nb.log_softmax(x, -1),
