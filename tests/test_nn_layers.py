@@ -431,3 +431,26 @@ def test_module_apply_double_float_and_to_dtype(backend):
     assert model.float() is model
     with pytest.raises(TypeError, match=r"Sequential.to: expects a floating-point dtype"):
         model._cast(np.dtype(np.int64))
+
+
+def test_state_dict_order_shared_modules_and_non_persistent_buffers_follow_torch():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Linear(2, 2))
+    assert list(model.state_dict()) == [
+        "0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var",
+        "1.num_batches_tracked", "2.weight", "2.bias"]
+    lin = nn.Linear(3, 3)
+    tied = nn.Sequential(lin, nn.ReLU(), lin)
+    assert list(tied.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert len(list(tied.parameters())) == 2
+    tied.load_state_dict({k: np.ones(v.shape) for k, v in tied.state_dict().items()})
+
+    class WithCache(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("cache", og.zeros(2), persistent=False)
+            self.register_buffer("kept", og.ones(2))
+
+    m = WithCache()
+    assert list(m.state_dict()) == ["kept"] and [n for n, _ in m.named_buffers()] == ["cache",
+                                                                                       "kept"]
+    m.load_state_dict({"kept": np.zeros(2)})

@@ -94,9 +94,15 @@ class Module:
         else:
             setattr(self, name, param)
 
-    def register_buffer(self, name, tensor):
-        """A tensor that is part of the state (saved by state_dict) but not trained."""
+    def register_buffer(self, name, tensor, persistent=True):
+        """A tensor that is part of the state but not trained: saved by state_dict unless
+        persistent=False (as torch), moved by .to()."""
         self.__dict__.setdefault("_buffer_names", set()).add(name)
+        transient = self.__dict__.setdefault("_non_persistent", set())
+        if persistent:
+            transient.discard(name)
+        else:
+            transient.add(name)
         if tensor is not None and not isinstance(tensor, Tensor):
             tensor = Tensor(tensor, backend=self._guess_backend())
         setattr(self, name, tensor)
@@ -229,14 +235,24 @@ class Module:
         return self
 
     # ---- state
+    def _state_items(self, prefix=""):
+        """(name, tensor) of the state in torch's order: each module's parameters, then its
+        persistent buffers, then its children's (a module shared by two names: both)."""
+        for name, p in self._parameters.items():
+            if p is not None:
+                yield prefix + name, p
+        transient = self.__dict__.get("_non_persistent", ())
+        for name, b in self._buffers.items():
+            if b is not None and name not in transient:
+                yield prefix + name, b
+        for name, m in self._modules.items():
+            if m is not None:
+                yield from m._state_items(f"{prefix}{name}.")
+
     def state_dict(self):
-        """{name: Tensor} of every parameter and buffer (detached, sharing data)."""
-        state = OrderedDict()
-        for name, p in self.named_parameters():
-            state[name] = p.detach()
-        for name, b in self.named_buffers():
-            state[name] = b.detach()
-        return state
+        """{name: Tensor} of every parameter and persistent buffer (detached, sharing data),
+        in torch's order."""
+        return OrderedDict((name, t.detach()) for name, t in self._state_items())
 
     def load_state_dict(self, state_dict, strict=True):
         """Copy values (Tensors or NumPy arrays) into the parameters and buffers.
@@ -245,7 +261,7 @@ class Module:
         (the default) missing or unexpected names raise KeyError; a value of the
         wrong shape always raises ValueError; in both cases the module is left
         unchanged. Returns (missing_keys, unexpected_keys)."""
-        own = OrderedDict(list(self.named_parameters()) + list(self.named_buffers()))
+        own = OrderedDict(self._state_items())
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         if strict and (missing or unexpected):
