@@ -167,9 +167,9 @@ def load(path, model=None, image_shape=None, num_classes=None, backend=None):
     if config is None:
         config = {"model": model, "image_shape": image_shape or DEFAULT_IMAGE_SHAPE,
                   "num_classes": num_classes}
-        if config["num_classes"] is None:  # the last 1-d entry is the classifier's bias
-            biases = [v for v in state.values() if v.ndim == 1]
-            config["num_classes"] = int(biases[-1].shape[0]) if biases else 10
+        if config["num_classes"] is None:  # the last matrix is the classifier's weight
+            matrices = [v for v in state.values() if v.ndim == 2]
+            config["num_classes"] = int(matrices[-1].shape[0]) if matrices else 10
         candidates = [model] if model is not None else names()
         fitting = [n for n in candidates
                    if _fits(build(n, config["image_shape"], config["num_classes"], backend),

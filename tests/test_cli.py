@@ -200,6 +200,10 @@ def test_models_load_predict_and_evaluate(trained):
 
 def test_models_load_of_a_plain_state_dict_finds_the_model(trained, tmp_path):
     plain = tmp_path / "plain.npz"
+    for name in models.names():   # BatchNorm buffers included
+        opgraph.save(models.build(name, num_classes=7), plain)
+        assert models.load(plain).model_config == {"model": name, "image_shape": (1, 8, 8),
+                                                   "num_classes": 7}
     opgraph.save(models.load(trained), plain)
     assert models.load(plain).model_config["model"] == "cnn"
     assert models.load(plain, model="cnn").model_config["model"] == "cnn"
