@@ -51,6 +51,9 @@ BAD_ARGUMENTS = [
     (["spinglass", "petersen", "--field", "nan"], ["--field", "nan"]),
     (["evaluate", "{tmp}/missing.npz"], ["missing.npz"]),
     (["predict", "{tmp}/missing.npz", "x.png"], ["missing.npz"]),
+    (["predict", "{tmp}/missing.npz", "x.png", "--top", "0"], ["--top", "0"]),
+    (["bench", "--only", "no-such-case"], ["no-such-case", "tropical max_plus"]),
+    (["bench", "--threads", "0"], ["--threads", "0"]),
 ]
 BAD_PLOTS = [  # need matplotlib to know its formats
     (["train", "--plot", "curves.txt"], ["curves.txt", ".txt"]),

@@ -28,6 +28,23 @@ def add_arguments(parser):
                              "N threads each (default: each its own default)")
 
 
+def check_arguments(args, backends, bench):
+    """Every requested backend runs here and --only matches a case, before any timing."""
+    from opgraph import backends as registry
+    from ._cli import UsageError
+    for name in backends:
+        try:
+            registry.get(name)
+        except (RuntimeError, ImportError) as e:
+            raise UsageError(str(e)) from None
+    words = [w for w in args.only or [] if not w.startswith("mis")]  # mis: its own table
+    if words and len(words) == len(args.only):
+        names = [case[1] for case in bench.cases(args.quick)]
+        if not any(word in name for name in names for word in words):
+            raise UsageError(f"--only {' '.join(args.only)!r}: no benchmark case matches; the "
+                             f"cases are: {'; '.join(names)}")
+
+
 def run(args):
     from . import bench_suite as bench
     from ._cli import number
@@ -36,6 +53,7 @@ def run(args):
     if args.threads is not None:
         number(args.threads, "--threads", minimum=1, integer=True)
     backends = args.backend or ["numpy", "numba"]
+    check_arguments(args, backends, bench)
     mis_words = [w for w in args.only or [] if w.startswith("mis")]
     if mis_words:
         return _run_mis(args, backends, mis_words)
