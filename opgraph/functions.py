@@ -578,9 +578,19 @@ def cat(tensors, dim=0):
 
 
 def stack(tensors, dim=0):
-    tensors = _sequence("stack", tensors)
+    """The tensors (all of one shape) joined along a new dim."""
+    tensors = [_tensor("stack", t) for t in _sequence("stack", tensors)]
     if not tensors:
         raise ValueError("stack: needs at least one tensor")
+    for i, t in enumerate(tensors):
+        if t.shape != tensors[0].shape:
+            raise ValueError(f"stack: expects tensors of one shape, got {tensors[0].shape} at "
+                             f"position 0 and {t.shape} at position {i}")
+    n = tensors[0].ndim
+    if isinstance(dim, (int, np.integer)) and not isinstance(dim, bool) and \
+            not -n - 1 <= dim <= n:
+        raise DimError(f"stack: dim {dim} is out of range for stacking tensors of {n} dims "
+                       f"(expected {-n - 1} <= dim <= {n})")
     return cat([unsqueeze(t, dim) for t in tensors], dim)
 
 

@@ -6,6 +6,17 @@
 The file is a plain NumPy `.npz` archive with one array per parameter name,
 readable by `numpy.load(path, allow_pickle=False)` anywhere.
 
+A checkpoint that nests (torch's idiom, also an optimizer's or a scheduler's
+state_dict) saves too, still without pickle:
+
+    opgraph.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                  "epoch": 5}, "checkpoint.npz")
+    checkpoint = opgraph.load("checkpoint.npz")   # the same nesting, arrays as Tensors
+
+Its arrays are entries named by their path ("optimizer/state/0/exp_avg"); one more
+entry, `__opgraph_structure__`, holds the nesting as UTF-8 JSON bytes (dicts with str
+or int keys, lists, tuples, None, bools, numbers and strings).
+
 Saving is atomic: the archive is written to a temporary file in the target's
 folder, flushed to disk and renamed over the target, so an error or Ctrl-C
 mid-save leaves the previous file as it was. Loading reads the archive itself
@@ -13,6 +24,7 @@ mid-save leaves the previous file as it was. Loading reads the archive itself
 or float dtype whose header agrees with the entry's stored size, so a corrupt or
 hostile file is a ValueError naming it, before anything large is allocated.
 """
+import json
 import os
 import zipfile
 from collections import OrderedDict
@@ -26,6 +38,8 @@ __all__ = ["save", "load"]
 _NUMERIC_KINDS = "biuf"  # bool, signed and unsigned integers, floats
 _MAX_HEADER = 10000  # numpy's own limit for .npy headers
 _CHUNK = 1 << 22
+_STRUCTURE = "__opgraph_structure__"  # the entry holding a nested checkpoint's layout
+_ARRAYS = (Tensor, np.ndarray, np.generic, bool, int, float)  # a flat state dict's values
 
 
 def _host(name, value):
@@ -45,9 +59,38 @@ def _write_archive(file, arrays):
                 np.lib.format.write_array(member, np.asarray(a, order="C"), allow_pickle=False)
 
 
+def _encode(value, path, arrays):
+    """The JSON layout of a nested checkpoint; its arrays go into `arrays` by path."""
+    where = "/".join(path)
+    if isinstance(value, (Tensor, np.ndarray)):
+        name = where
+        while name in arrays or name == _STRUCTURE:
+            name += "~"
+        arrays[name] = _host(where, value)
+        return {"$array": name}
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, dict):
+        for key in value:
+            if isinstance(key, bool) or not isinstance(key, (str, int)):
+                raise TypeError(f"save: key {key!r} in {where or 'the checkpoint'} is not a str "
+                                "or an int")
+        return {"$dict": [[k, _encode(v, path + [str(k)], arrays)] for k, v in value.items()]}
+    if isinstance(value, (list, tuple)):
+        items = [_encode(v, path + [str(i)], arrays) for i, v in enumerate(value)]
+        return items if isinstance(value, list) else {"$tuple": items}
+    raise TypeError(f"save: {where!r} is a {type(value).__name__}; a checkpoint holds tensors, "
+                    "arrays, numbers, strings, None and dicts, lists and tuples of them (no "
+                    "pickled objects)")
+
+
 def save(module_or_state, path):
     """Write a Module's state_dict (or a {name: Tensor/array} dict) to `path` as .npz.
 
+    A dict that nests (a checkpoint of model, optimizer and epoch; an optimizer's
+    state_dict) is saved with its layout, and `load` gives it back as it was.
     The file is written exactly at `path` (no `.npz` is appended), atomically: the
     previous file at `path` stays intact until the new one is complete on disk.
     `path` may also be a writable binary file object (written in place)."""
@@ -57,10 +100,17 @@ def save(module_or_state, path):
         raise TypeError(f"save: expected a Module or a dict of tensors, got "
                         f"{type(module_or_state).__name__}")
     arrays = {}
-    for name, value in state.items():
+    for name in state:
         if not isinstance(name, str):
             raise TypeError(f"save: keys must be strings, got {name!r}")
-        arrays[name] = _host(name, value)
+        if name == _STRUCTURE:
+            raise ValueError(f"save: the key {_STRUCTURE!r} is reserved")
+    if all(isinstance(v, _ARRAYS) for v in state.values()):  # a state dict: arrays only
+        for name, value in state.items():
+            arrays[name] = _host(name, value)
+    else:
+        layout = json.dumps(_encode(state, [], arrays)).encode("utf-8")
+        arrays[_STRUCTURE] = np.frombuffer(layout, dtype=np.uint8)
     if hasattr(path, "write"):
         _write_archive(path, arrays)
         return
@@ -121,7 +171,8 @@ def _fsync_folder(folder):
 
 def load(path, backend=None):
     """The state dict saved at `path`: an ordered {name: Tensor} on `backend`
-    (default: the default backend). Pass it to `module.load_state_dict`."""
+    (default: the default backend). Pass it to `module.load_state_dict`.
+    A nested checkpoint comes back nested, its arrays as Tensors."""
     path = _path("load", path)
     if os.path.isdir(path):
         raise IsADirectoryError(f"load: {path} is a folder, expected a .npz file")
@@ -149,7 +200,37 @@ def load(path, backend=None):
             if name in state:
                 raise ValueError(f"load: {path}: entry {name!r} appears twice in the archive")
             state[name] = _read_entry(path, archive, info, name)
-    return OrderedDict((name, Tensor(a, backend=backend)) for name, a in state.items())
+    layout = state.pop(_STRUCTURE, None)
+    tensors = OrderedDict((name, Tensor(a, backend=backend)) for name, a in state.items())
+    if layout is None:
+        return tensors
+    try:
+        if layout.dtype != np.uint8 or layout.ndim != 1:
+            raise ValueError(f"a {layout.dtype} array of shape {layout.shape}, not bytes")
+        return _decode(json.loads(layout.tobytes().decode("utf-8")), tensors)
+    except (ValueError, KeyError, TypeError, RecursionError) as e:  # JSON, UTF-8, layout
+        raise ValueError(f"load: {path}: the checkpoint layout ({_STRUCTURE}) is corrupt "
+                         f"({type(e).__name__}: {e})") from None
+
+
+def _decode(node, tensors):
+    if isinstance(node, list):
+        return [_decode(v, tensors) for v in node]
+    if not isinstance(node, dict):
+        return node  # None, a bool, a number or a string
+    (tag, body), = node.items()
+    if tag == "$array":
+        return tensors[body]
+    if tag == "$tuple":
+        return tuple(_decode(v, tensors) for v in body)
+    if tag == "$dict":
+        result = {}
+        for key, value in body:
+            if isinstance(key, bool) or not isinstance(key, (str, int)):
+                raise TypeError(f"key {key!r}")
+            result[key] = _decode(value, tensors)
+        return result
+    raise ValueError(f"unknown tag {tag!r}")
 
 
 def _read_entry(path, archive, info, name):

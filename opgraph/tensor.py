@@ -32,7 +32,7 @@ def as_dtype(name, dtype):
     if resolved.kind not in "biuf":
         raise TypeError(f"{name}: dtype {resolved} is not supported; tensors hold bool, integer "
                         "or float data")
-    return resolved
+    return resolved if resolved.isnative else resolved.newbyteorder("=")  # '>f8': float64
 
 
 def as_shape(name, shape):
@@ -70,9 +70,14 @@ class Tensor:
         if isinstance(data, Tensor):
             data = data.numpy() if data.backend is not backend else data.data
         if not backend.is_array(data) or (dtype is not None and data.dtype != dtype):
-            data = backend.asarray(_host_array(data, dtype), dtype=None)
-        elif data.dtype.kind not in "biuf":
-            as_dtype("tensor", data.dtype)  # raises: complex, object, str, datetime
+            if dtype is None and isinstance(data, np.ndarray) and data.dtype.kind in "biuf":
+                host = np.asarray(data, dtype=as_dtype("tensor", data.dtype))  # its dtype,
+            else:  # as on the NumPy backend (whose arrays these are)
+                host = _host_array(data, dtype)
+            data = backend.asarray(host, dtype=None)
+        elif data.dtype.kind not in "biuf" or not data.dtype.isnative:
+            # complex, object, str, datetime raise; big-endian data becomes native
+            data = backend.asarray(np.asarray(data, dtype=as_dtype("tensor", data.dtype)))
         _check_requires_grad(data.dtype, requires_grad)
         self.data = data
         self.backend = backend
@@ -411,7 +416,7 @@ def _host_array(data, dtype, name="tensor"):
         if data.dtype.kind in "iu":
             return _as_int64(name, np.asarray(data))
         if data.dtype.kind in "fb":
-            return np.asarray(data)
+            return np.asarray(data, dtype=as_dtype(name, data.dtype))  # in native byte order
         raise TypeError(f"{name}: unsupported dtype {data.dtype}")
     try:
         a = np.asarray(data)
@@ -451,8 +456,9 @@ def from_numpy(array, requires_grad=False, backend=None):
     if not isinstance(array, (np.ndarray, np.generic)):
         raise TypeError(f"from_numpy: expected a NumPy array, got {type(array).__name__} "
                         "(opgraph.tensor takes lists and numbers)")
-    as_dtype("from_numpy", array.dtype)
-    return Tensor(np.asarray(array), requires_grad=requires_grad, backend=backend)
+    dtype = as_dtype("from_numpy", array.dtype)
+    # a big-endian array becomes a native copy: kernels (and dtype == np.float64) need that
+    return Tensor(np.asarray(array, dtype=dtype), requires_grad=requires_grad, backend=backend)
 
 
 def zeros(*shape, dtype=None, requires_grad=False, backend=None):

@@ -268,7 +268,11 @@ BAD_INPUTS = {
     "stack": [
         (lambda: og.stack([]), ValueError, r"stack: needs at least one tensor"),
         (lambda: og.stack(X()), TypeError, r"stack: expected a list or tuple of tensors"),
-        (lambda: og.stack([X(), og.zeros(3)], 0), ValueError, r"Cat: shapes \(1, 2, 3\), \(1, 3\)"),
+        (lambda: og.stack([X(), og.zeros(3)], 0), ValueError, r"stack: expects tensors of one "
+         r"shape, got \(2, 3\) at position 0 and \(3,\) at position 1"),
+        (lambda: og.stack([X(), X()], 3), DIM, r"stack: dim 3 is out of range for stacking "
+         r"tensors of 2 dims \(expected -3 <= dim <= 2\)"),
+        (lambda: og.stack([X(), "a"]), TypeError, r"stack: expected a Tensor.*got str"),
     ],
     "chunk": [
         (lambda: og.chunk(X(), 1.5), TypeError, r"Chunk: the number of chunks must be an int, got float 1\.5"),

@@ -250,3 +250,21 @@ def test_real_valued_ops_of_integer_and_bool_tensors_are_float32(backend):
     assert (og.tensor([1.0, 2.0], dtype=np.float64, backend=backend) / i[:2]).dtype == np.float64
     with pytest.raises(TypeError, match="ReLU: bool tensors are not supported"):
         og.relu(b)
+
+
+def test_big_endian_data_becomes_native(backend):
+    # kernels (Numba's, CUDA's) need native byte order, and '>f8' == np.float64 is False
+    a = np.arange(6.0).reshape(2, 3).astype(">f8")
+    for x in (og.from_numpy(a, requires_grad=True, backend=backend), og.tensor(a, backend=backend),
+              og.Tensor(a, backend=backend)):
+        assert x.dtype == np.float64 and x.dtype.isnative
+        np.testing.assert_array_equal((x @ x.T).numpy(), a @ a.T)
+    assert og.zeros(2, dtype=">f4", backend=backend).dtype == np.float32
+    assert og.tensor([1, 2], dtype=">i4", backend=backend).dtype == np.int32
+
+
+def test_integer_dtypes_are_the_same_on_every_backend(backend):
+    assert og.tensor([1, 2], dtype=np.int32, backend=backend).dtype == np.int32
+    assert og.from_numpy(np.ones(2, np.uint8), backend=backend).dtype == np.uint8
+    assert og.Tensor(og.tensor([1, 2], dtype=np.int32), backend=backend).dtype == np.int32
+    assert og.tensor(np.ones(2, np.int32), backend=backend).dtype == np.int64  # tensor(): int64

@@ -267,3 +267,61 @@ def test_zero_dim_entries_keep_their_shape(tmp_path):
     bn = opgraph.nn.BatchNorm1d(3)
     opgraph.save(bn, path)
     opgraph.nn.BatchNorm1d(3).load_state_dict(opgraph.load(path))
+
+
+def test_a_nested_checkpoint_resumes_training_exactly(tmp_path):
+    # torch's idiom: model, optimizer and scheduler state with the epoch, in one file
+    def make():
+        opgraph.manual_seed(0)
+        model = opgraph.nn.Linear(3, 2)
+        opt = opgraph.optim.Adam(model.parameters(), lr=0.1)
+        return model, opt, opgraph.optim.lr_scheduler.StepLR(opt, 2, gamma=0.5)
+
+    x = opgraph.randn(4, 3, seed=1)
+
+    def train(model, opt, sched, steps):
+        for _ in range(steps):
+            opt.zero_grad()
+            (model(x) ** 2).sum().backward()
+            opt.step()
+            sched.step()
+
+    straight = make()
+    train(*straight, 5)
+    model, opt, sched = make()
+    train(model, opt, sched, 3)
+    path = tmp_path / "checkpoint.npz"
+    opgraph.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                  "scheduler": sched.state_dict(), "epoch": 3, "note": "run", "pair": (1.5, None)},
+                 path)
+    checkpoint = opgraph.load(path)
+    assert checkpoint["epoch"] == 3 and checkpoint["note"] == "run"
+    assert checkpoint["pair"] == (1.5, None)
+    assert "optimizer/state/0/exp_avg" in np.load(path).files  # a plain .npz still
+    model, opt, sched = make()
+    model.load_state_dict(checkpoint["model"])
+    opt.load_state_dict(checkpoint["optimizer"])
+    sched.load_state_dict(checkpoint["scheduler"])
+    train(model, opt, sched, 2)
+    for a, b in zip(model.parameters(), straight[0].parameters()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_nested_checkpoint_names_and_bad_layouts(tmp_path):
+    path = tmp_path / "n.npz"
+    opgraph.save({"a": {"b": np.ones(1)}, "a/b": np.zeros(2), "k": {1: [np.arange(2)]}}, path)
+    loaded = opgraph.load(path)
+    assert loaded["a"]["b"].shape == (1,) and loaded["a/b"].shape == (2,)
+    assert loaded["k"][1][0].dtype == np.int64
+    with pytest.raises(TypeError, match=r"save: 'x/0' is a set; a checkpoint holds tensors"):
+        opgraph.save({"x": [{1, 2}]}, path)
+    with pytest.raises(TypeError, match=r"save: key 1\.5 in x is not a str or an int"):
+        opgraph.save({"x": {1.5: 1}}, path)
+    for layout in (b"{not json", b'{"$dict": [[1.5, 2]]}', b'{"$array": "missing"}',
+                   b'{"$what": 1}', b"[" * 100000 + b"]" * 100000):
+        _zip(path, [("__opgraph_structure__.npy",
+                    _npy_bytes("{'descr': '|u1', 'fortran_order': False, 'shape': (%d,), }"
+                               % len(layout), layout))])
+        with pytest.raises(ValueError, match=r"the checkpoint layout \(__opgraph_structure__\) "
+                                             "is corrupt"):
+            opgraph.load(path)
