@@ -542,6 +542,9 @@ def split(x, split_size_or_sections, dim=0):
     n = x.shape[normalize_axis("Split", dim, x.ndim)] if x.ndim else 0
     if isinstance(split_size_or_sections, (list, tuple)):
         sizes = list(split_size_or_sections)
+        for size in sizes:
+            if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 0:
+                raise ValueError(f"split: the sizes must be non-negative ints, got {sizes!r}")
     else:
         size = split_size_or_sections
         if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 0 or (
@@ -643,7 +646,11 @@ def scatter(x, dim, index, src=None, *, value=None):
     index = _indices(index, x, "Scatter")
     src = value if src is None else src
     if not isinstance(src, Tensor):
-        src = Tensor._make(x.backend.full(index.shape, weak_scalar(src), x.dtype), x.backend)
+        src = weak_scalar(src)
+        if not isinstance(src, (bool, int, float)):
+            raise TypeError(f"scatter: src must be a tensor or a number, got "
+                            f"{type(src).__name__} {src!r}")
+        src = Tensor._make(x.backend.full(index.shape, src, x.dtype), x.backend)
     _same_dtype("scatter", x, src)
     return _ix.Scatter(dim)(x, index, src)
 

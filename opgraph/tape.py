@@ -331,6 +331,11 @@ def _seed_grads(outputs, grad_outputs):
         if tuple(g.shape) != tuple(out.shape):
             raise ValueError(f"backward: grad of shape {tuple(g.shape)} for an output of shape "
                              f"{tuple(out.shape)}")
+        if g.backend is not out.backend:
+            raise ValueError(f"backward: grad lives on backend {g.backend.name}, the output on "
+                             f"{out.backend.name}; move it with .to()")
+        if g.data.dtype != out.data.dtype:  # as torch: the grad takes the output's dtype
+            g = g.astype(out.dtype)
         seeds.append(g)
     return seeds
 

@@ -50,12 +50,12 @@ def as_shape(name, shape):
     return shape
 
 
-def _check_requires_grad(dtype, requires_grad):
+def _check_requires_grad(dtype, requires_grad, name="tensor"):
     if not isinstance(requires_grad, (bool, np.bool_, int)) or requires_grad not in (0, 1):
-        raise TypeError(f"tensor: requires_grad must be a bool, got "
+        raise TypeError(f"{name}: requires_grad must be a bool, got "
                         f"{type(requires_grad).__name__} {requires_grad!r}")
     if requires_grad and np.dtype(dtype).kind != "f":
-        raise TypeError(f"tensor: only floating-point tensors can require grad, got dtype "
+        raise TypeError(f"{name}: only floating-point tensors can require grad, got dtype "
                         f"{np.dtype(dtype)} (integer tensors are indices)")
 
 
@@ -186,7 +186,7 @@ class Tensor:
         return Tensor._make(self.data, self.backend)
 
     def requires_grad_(self, requires_grad=True):
-        _check_requires_grad(self.dtype, requires_grad)
+        _check_requires_grad(self.dtype, requires_grad, "requires_grad_")
         if self.op is not None and not requires_grad:
             raise RuntimeError(f"requires_grad_: only a leaf's flag can be changed; this tensor "
                                f"was computed by {self.op.name} (use .detach() for a tensor "
@@ -448,6 +448,7 @@ def tensor(data, requires_grad=False, dtype=None, backend=None):
     if isinstance(data, Tensor):
         data = data.numpy()
     host = np.array(_host_array(data, dtype))  # copy: the tensor owns its data
+    _check_requires_grad(host.dtype, requires_grad)
     return Tensor(host, requires_grad=requires_grad, backend=backend)
 
 
@@ -458,6 +459,7 @@ def from_numpy(array, requires_grad=False, backend=None):
                         "(opgraph.tensor takes lists and numbers)")
     dtype = as_dtype("from_numpy", array.dtype)
     # a big-endian array becomes a native copy: kernels (and dtype == np.float64) need that
+    _check_requires_grad(dtype, requires_grad, "from_numpy")
     return Tensor(np.asarray(array, dtype=dtype), requires_grad=requires_grad, backend=backend)
 
 
@@ -487,6 +489,7 @@ def _filled(name, shape, value, dtype, requires_grad, backend):
     shape = as_shape(name, shape)
     backend = backends.get(backend) if backend is not None else get_default_backend()
     dtype = as_dtype(name, _default["dtype"] if dtype is None else dtype)
+    _check_requires_grad(dtype, requires_grad, name)
     return Tensor(backend.full(shape, value, dtype), requires_grad=requires_grad, backend=backend)
 
 
@@ -538,6 +541,7 @@ def _sampled(name, method, shape, seed, dtype, requires_grad, backend):
     if seed is not None and (isinstance(seed, bool) or not hasattr(seed, "__index__")):
         raise TypeError(f"{name}: seed must be an int or None, got {type(seed).__name__} "
                         f"{seed!r}")
+    _check_requires_grad(dtype, requires_grad, name)
     host = getattr(_rng(seed), method)(shape)
     return Tensor(host.astype(dtype), requires_grad=requires_grad, backend=backend)
 
@@ -623,6 +627,7 @@ def arange(start, end=None, step=1, dtype=None, requires_grad=False, backend=Non
     else:
         n = max(0, int(np.ceil((end - start) / step)))
         host = start + step * np.arange(n, dtype=np.float64)
+    _check_requires_grad(dtype, requires_grad, "arange")
     return Tensor(host.astype(dtype), requires_grad=requires_grad, backend=backend)
 
 
@@ -640,6 +645,7 @@ def linspace(start, end, steps, dtype=None, requires_grad=False, backend=None):
     else:
         host = np.full(steps, start, dtype=np.float64)
     dtype = as_dtype("linspace", _default["dtype"] if dtype is None else dtype)
+    _check_requires_grad(dtype, requires_grad, "linspace")
     return Tensor(host.astype(dtype), requires_grad=requires_grad, backend=backend)
 
 
@@ -651,4 +657,5 @@ def eye(n, m=None, dtype=None, requires_grad=False, backend=None):
             raise ValueError(f"eye: {what} must be a non-negative int, got {v!r}")
     host = np.eye(int(n), int(m), dtype=as_dtype("eye", _default["dtype"] if dtype is None
                                                  else dtype))
+    _check_requires_grad(host.dtype, requires_grad, "eye")
     return Tensor(host, requires_grad=requires_grad, backend=backend)

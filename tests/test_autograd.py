@@ -487,3 +487,14 @@ def test_only_a_leaf_can_stop_requiring_grad():
 def test_gradcheck_of_a_function_without_a_float_output_is_named():
     with pytest.raises(ValueError, match=r"gradcheck: fn has no floating-point output .*int64"):
         og.gradcheck(lambda t: t.argmax(), [leaf([1.0, 2.0])])
+
+
+def test_backward_grad_on_another_backend_or_dtype():
+    x = leaf([1.0, 2.0])
+    with pytest.raises(ValueError, match="backward: grad lives on backend numba, the output on "
+                                         "numpy"):
+        (x * 2).backward(og.ones(2, backend="numba"))
+    (x * 2).backward(og.tensor([1, 3]))  # an integer grad takes the output's dtype
+    assert x.grad.dtype == np.float64 and x.grad.numpy().tolist() == [2, 6]
+    (gx,) = og.grad(x * x, [x], og.ones(2, dtype=np.float32))
+    assert gx.dtype == np.float64

@@ -415,6 +415,7 @@ BAD_INPUTS = {
         (lambda: X().expand(4, 3), ValueError, r"BroadcastTo: shapes \(2, 3\) and \(4, 3\)"),
     ],
     "split": [
+        (lambda: X().split(["a"]), ValueError, r"split: the sizes must be non-negative ints, got \['a'\]"),
         (lambda: og.split("a", 1), TypeError, r"split: expected a Tensor.*got str"),
         (lambda: og.split(X(), 0), ValueError, r"split: split_size must be a positive int, got 0"),
         (lambda: og.split(X(), [1, 3]), ValueError, r"Split: sizes \[1, 3\] must .* add up to 2"),
@@ -429,6 +430,7 @@ BAD_INPUTS = {
                                                                        r"must be integers"),
     ],
     "scatter": [
+        (lambda: X().scatter(1, I(0, 1).reshape(2, 1), "a"), TypeError, r"scatter: src must be a tensor or a number, got str"),
         (lambda: og.scatter(None, 0, I(), 1.0), TypeError, r"scatter: expected a Tensor.*got NoneType"),
         (lambda: og.scatter(X(), 1, og.tensor([[0], [0], [0]]), 1.0), ValueError,
          r"Scatter: index of shape \(3, 1\) does not fit shape \(2, 3\)"),

@@ -268,3 +268,18 @@ def test_integer_dtypes_are_the_same_on_every_backend(backend):
     assert og.from_numpy(np.ones(2, np.uint8), backend=backend).dtype == np.uint8
     assert og.Tensor(og.tensor([1, 2], dtype=np.int32), backend=backend).dtype == np.int32
     assert og.tensor(np.ones(2, np.int32), backend=backend).dtype == np.int64  # tensor(): int64
+
+
+def test_creation_functions_name_themselves_in_requires_grad_errors():
+    for name, call in [("zeros", lambda: og.zeros(2, dtype=np.int64, requires_grad=True)),
+                       ("arange", lambda: og.arange(3, requires_grad=True)),
+                       ("full", lambda: og.full((2,), 3, requires_grad=True)),
+                       ("eye", lambda: og.eye(2, dtype=np.int64, requires_grad=True)),
+                       ("from_numpy", lambda: og.from_numpy(np.ones(2, int), requires_grad=True)),
+                       ("zeros_like", lambda: og.zeros_like(og.tensor([1]), requires_grad=True)),
+                       ("requires_grad_", lambda: og.tensor([1]).requires_grad_())]:
+        with pytest.raises(TypeError, match=f"^{name}: only floating-point tensors can require "
+                                            "grad, got dtype int64"):
+            call()
+    with pytest.raises(TypeError, match="^randn: requires_grad must be a bool, got str"):
+        og.randn(2, requires_grad="x")
