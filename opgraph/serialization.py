@@ -172,19 +172,26 @@ def _fsync_folder(folder):
 def load(path, backend=None):
     """The state dict saved at `path`: an ordered {name: Tensor} on `backend`
     (default: the default backend). Pass it to `module.load_state_dict`.
-    A nested checkpoint comes back nested, its arrays as Tensors."""
-    path = _path("load", path)
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"load: {path} is a folder, expected a .npz file")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"load: no such file: {path}")
-    with open(path, "rb") as f:
-        start = f.read(6)
+    A nested checkpoint comes back nested, its arrays as Tensors. `path` may also be a
+    readable, seekable binary file object (what `save` wrote into one)."""
+    if hasattr(path, "read"):
+        source = path
+        path = getattr(source, "name", None) or type(source).__name__
+        start = source.read(6)
+        source.seek(-len(start), os.SEEK_CUR)
+    else:
+        path = source = _path("load", path)
+        if os.path.isdir(path):
+            raise IsADirectoryError(f"load: {path} is a folder, expected a .npz file")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"load: no such file: {path}")
+        with open(path, "rb") as f:
+            start = f.read(6)
     if start == b"\x93NUMPY":
         raise ValueError(f"load: {path} holds a single array, not an opgraph state dict "
                          "(.npz archive of named arrays)")
     try:
-        archive = zipfile.ZipFile(path)
+        archive = zipfile.ZipFile(source)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as e:
         raise ValueError(f"load: {path} is not an opgraph .npz state dict: not a complete zip "
                          f"archive, the file is truncated or corrupt ({e})") from None

@@ -1,4 +1,5 @@
 """opgraph.save / opgraph.load under faults: atomic saves, corrupt and hostile files."""
+import io
 import os
 import stat
 import struct
@@ -116,6 +117,13 @@ def test_save_to_a_file_object(tmp_path):
     with open(tmp_path / "w.npz", "wb") as f:
         opgraph.save({"w": np.arange(3)}, f)
     np.testing.assert_array_equal(opgraph.load(tmp_path / "w.npz")["w"].numpy(), np.arange(3))
+    buffer = io.BytesIO()  # and back from one, as torch.save / torch.load
+    opgraph.save({"w": np.arange(3), "step": {"n": 2}}, buffer)
+    buffer.seek(0)
+    loaded = opgraph.load(buffer)
+    assert loaded["step"] == {"n": 2} and loaded["w"].tolist() == [0, 1, 2]
+    with pytest.raises(ValueError, match="load: BytesIO is not an opgraph .npz state dict"):
+        opgraph.load(io.BytesIO(b"not a zip"))
 
 
 # ---------------------------------------------------------------------------
