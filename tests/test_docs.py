@@ -144,7 +144,10 @@ def test_readme_opens_with_the_two_commands_and_links_every_docs_page():
     assert first_block.splitlines()[0].startswith(
         "pip install -e '.[dev]' && python -m opgraph train")
     assert first_block.splitlines()[1].startswith("python -m pytest -q")
+    index = (ROOT / "docs" / "README.md").read_text()
     for page in sorted((ROOT / "docs").glob("*.md")):
         assert f"(docs/{page.name})" in readme, f"README.md does not link docs/{page.name}"
+        if page.name != "README.md":
+            assert f"({page.name})" in index, f"docs/README.md does not list {page.name}"
     for picture in re.findall(r"!\[[^]]*\]\(([^)]+)\)", readme):
         assert (ROOT / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", picture
