@@ -21,6 +21,7 @@ class GELU(Operation):
     """y = x · Φ(x) = x/2 · (1 + erf(x/√2)) (approximate='none'), or
     y = x/2 · (1 + tanh(√(2/π) · (x + 0.044715 x³))) (approximate='tanh');
     dx = dy · f'(x) with f' = Φ(x) + x · φ(x), φ(x) = exp(-x²/2)/√(2π)  (GELUGrad, fused)"""
+    floating = True
     saves = (0,)
 
     def __init__(self, approximate="none"):
@@ -80,6 +81,7 @@ class LeakyReLU(Operation):
 
 class ELU(Operation):
     """y = x if x > 0 else alpha · (exp(x) - 1);  dx = dy if x > 0 else dy · (y + alpha)"""
+    floating = True
     saves = ("output",)
 
     def __init__(self, alpha=1.0):
@@ -119,6 +121,7 @@ def softplus_array(backend, z):
 class Softplus(Operation):
     """y = log(1 + exp(beta · x)) / beta, and y = x where beta · x > threshold (as torch);
     dx = dy · sigmoid(beta · x), dy where beta · x > threshold"""
+    floating = True
     saves = (0,)
 
     def __init__(self, beta=1.0, threshold=20.0):

@@ -498,3 +498,23 @@ def test_backward_grad_on_another_backend_or_dtype():
     assert x.grad.dtype == np.float64 and x.grad.numpy().tolist() == [2, 6]
     (gx,) = og.grad(x * x, [x], og.ones(2, dtype=np.float32))
     assert gx.dtype == np.float64
+
+
+def test_gradcheck_can_return_false_instead_of_raising():
+    class WrongSquare(og.Operation):
+        def forward(self, x):
+            return self.backend.binary("mul", x, x)
+
+        def backward(self, grad):
+            return (grad * 3 * self.inputs[0],)
+
+    x = leaf([1.0, 2.0])
+    assert og.gradcheck(lambda t: WrongSquare()(t), [x], raise_exception=False) is False
+
+    class FirstOrderSquare(WrongSquare):  # right once, but its backward drops x's graph
+        def backward(self, grad):
+            return (grad * 2 * self.inputs[0].detach(),)
+
+    assert og.gradcheck(lambda t: FirstOrderSquare()(t), [x])
+    assert og.gradgradcheck(lambda t: FirstOrderSquare()(t), [x], raise_exception=False) is False
+    assert og.gradcheck(lambda t: t * t, [x], raise_exception=False) is True

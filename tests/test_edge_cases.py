@@ -246,6 +246,11 @@ def test_real_valued_ops_of_integer_and_bool_tensors_are_float32(backend):
                       (og.log_eps(i, 1), np.log(v + 1)), (og.silu(b), [1 / (1 + np.exp(-1)), 0, 1 / (1 + np.exp(-1))])]:
         assert got.dtype == np.float32
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-6)
+    F = og.nn.functional
+    for f in (F.gelu, F.elu, F.softplus, F.selu):
+        assert f(i).dtype == np.float32 and f(b).dtype == np.float32
+    np.testing.assert_allclose(F.elu(og.tensor([-1, 2], backend=backend)).numpy(), [np.expm1(-1), 2],
+                               rtol=1e-6)
     assert (i ** 2).dtype == np.int64 and (i * 2).dtype == np.int64 and og.relu(i).dtype == np.int64
     assert (og.tensor([1.0, 2.0], dtype=np.float64, backend=backend) / i[:2]).dtype == np.float64
     with pytest.raises(TypeError, match="ReLU: bool tensors are not supported"):
