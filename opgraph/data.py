@@ -45,12 +45,14 @@ class Dataset:
 
 class TensorDataset(Dataset):
     """Arrays (NumPy arrays or Tensors) of equal length, indexed together:
-    `ds[i]` is a tuple with one item from each array."""
+    `ds[i]` is a tuple with one item from each array, as Tensors (as torch's)."""
 
     def __init__(self, *arrays):
         if not arrays:
             raise ValueError("TensorDataset: needs at least one array")
         self.arrays = tuple(a.numpy() if isinstance(a, Tensor) else np.asarray(a) for a in arrays)
+        # where each item goes back to: a Tensor's backend, else the default one (None)
+        self._backends = tuple(a.backend if isinstance(a, Tensor) else None for a in arrays)
         if any(a.ndim == 0 for a in self.arrays):
             raise ValueError("TensorDataset: every array needs a first (example) dim, got a "
                              "0-d array")
@@ -63,7 +65,8 @@ class TensorDataset(Dataset):
         return len(self.arrays[0])
 
     def __getitem__(self, index):
-        return tuple(a[index] for a in self.arrays)
+        return tuple(_to_tensor(a[index], backend or get_default_backend())
+                     for a, backend in zip(self.arrays, self._backends))
 
 
 class Subset(Dataset):
@@ -152,30 +155,64 @@ def random_split(dataset, lengths, generator=None):
 
 
 def default_collate(batch):
-    """A list of examples as one batch, as torch's default_collate: arrays and numbers are
-    stacked into Tensors (float arrays keep float32/float64, integers become int64),
-    Tensors are stacked, tuples and lists are collated position by position and dicts key
-    by key; strings stay a list."""
+    """A list of examples as one batch, as torch's default_collate: arrays, numbers and
+    Tensors are stacked into one Tensor (float arrays keep float32/float64, Python floats
+    become float64 as in torch, integers int64), tuples and lists are collated position by
+    position (a batch of (x, y) pairs becomes a pair of batches) and dicts key by key;
+    strings stay a list."""
+    if not isinstance(batch, (list, tuple)) or not batch:
+        raise TypeError(f"default_collate: expects a non-empty list of examples, got "
+                        f"{type(batch).__name__}")
     first = batch[0]
     if isinstance(first, dict):
+        for b in batch:
+            if not isinstance(b, dict) or set(b) != set(first):
+                raise ValueError(f"default_collate: the examples are dicts with different keys "
+                                 f"({sorted(map(str, first))} and "
+                                 f"{sorted(map(str, b)) if isinstance(b, dict) else b!r})")
         return {key: default_collate([b[key] for b in batch]) for key in first}
     if isinstance(first, (tuple, list)):
-        if any(len(b) != len(first) for b in batch):
-            raise ValueError("default_collate: the examples have different numbers of fields")
+        if any(not isinstance(b, (tuple, list)) or len(b) != len(first) for b in batch):
+            raise ValueError("default_collate: the examples have different numbers of fields "
+                             f"({sorted({len(b) if isinstance(b, (tuple, list)) else 1 for b in batch})})")
         parts = [default_collate([b[i] for b in batch]) for i in range(len(first))]
+        if hasattr(first, "_fields"):  # a namedtuple keeps its type
+            return type(first)(*parts)
         return tuple(parts) if isinstance(first, tuple) else parts
-    if isinstance(first, str):
+    if isinstance(first, (str, bytes)):
         return list(batch)
     if isinstance(first, Tensor):
-        return _to_tensor(np.stack([b.numpy() for b in batch]), first.backend)
-    return _to_tensor(np.stack([np.asarray(b) for b in batch]), get_default_backend())
+        return _to_tensor(_stacked([b.numpy() if isinstance(b, Tensor) else b for b in batch]),
+                          first.backend)
+    return _to_tensor(_stacked(batch), get_default_backend())
+
+
+def _stacked(items):
+    """The examples stacked along a new first dim; an error names what does not fit."""
+    arrays = []
+    for item in items:
+        if isinstance(item, Tensor):
+            item = item.numpy()
+        if item is None or not isinstance(item, (np.ndarray, np.generic, bool, int, float)):
+            raise TypeError(f"default_collate: an example field is a {type(item).__name__}; "
+                            "expected Tensors, NumPy arrays, numbers, strings, or dicts, "
+                            "tuples and lists of them (or pass a collate_fn)")
+        arrays.append(np.asarray(item))
+    shapes = {a.shape for a in arrays}
+    if len(shapes) > 1:
+        raise ValueError(f"default_collate: the examples have different shapes "
+                         f"({', '.join(str(s) for s in sorted(shapes))}), so they cannot be "
+                         "stacked into one batch (pad them, or pass a collate_fn)")
+    return np.stack(arrays)
 
 
 class DataLoader:
     """Iterate over a dataset in batches, as torch.utils.data.DataLoader.
 
-    dataset: a Dataset (TensorDataset, Subset, your own), a tuple/list of equal-length
-        arrays, a single array, or any object with `__len__` and `__getitem__`.
+    dataset: a Dataset (TensorDataset, Subset, your own), a list of examples (say
+        `list(zip(X, Y))`: each batch is then collated as torch's default_collate, a pair
+        of batches), a tuple `(x, y)` of equal-length arrays (batched together, as a
+        TensorDataset), a single array, or any object with `__len__` and `__getitem__`.
     batch_size: examples per batch (None: one example at a time, uncollated).
     shuffle: a new order every epoch, drawn from a generator seeded once with `seed` (or
         the numpy Generator / int `generator`), so two loaders with the same seed give the
@@ -209,11 +246,15 @@ class DataLoader:
             raise TypeError(f"DataLoader: collate_fn must be callable, got "
                             f"{type(collate_fn).__name__}")
         self._single = False
-        if isinstance(dataset, (tuple, list)):
+        if _is_columns(dataset):
             dataset = TensorDataset(*dataset)
         elif isinstance(dataset, (np.ndarray, Tensor)):
             dataset = TensorDataset(dataset)
             self._single = True
+        elif not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
+            raise TypeError(f"DataLoader: dataset must have __len__ and __getitem__ (a Dataset, "
+                            f"a list of examples, a tuple of arrays), got "
+                            f"{type(dataset).__name__}")
         self.dataset = dataset
         self.batch_size = None if batch_size is None else int(batch_size)
         self.shuffle = bool(shuffle)
@@ -240,8 +281,8 @@ class DataLoader:
         if self.collate_fn is not None:
             return self.collate_fn([self.dataset[int(i)] for i in idx])
         if isinstance(self.dataset, TensorDataset):
-            parts = self.dataset[np.asarray(idx, dtype=np.int64)]
-            tensors = tuple(_to_tensor(p, backend) for p in parts)
+            take = np.asarray(idx, dtype=np.int64)
+            tensors = tuple(_to_tensor(a[take], backend) for a in self.dataset.arrays)
             return tensors[0] if self._single or len(tensors) == 1 else tensors
         batch = default_collate([self.dataset[int(i)] for i in idx])
         return _moved(batch, backend)
@@ -264,6 +305,7 @@ class DataLoader:
         if self.batch_size is None:
             for i in order:
                 item = self.dataset[int(i)]
+                item = item[0] if self._single else item
                 yield self.collate_fn(item) if self.collate_fn is not None else item
             return
         for start in range(0, len(order), self.batch_size):
@@ -273,6 +315,14 @@ class DataLoader:
             yield self._batch(idx)
 
 
+def _is_columns(dataset):
+    """opgraph's `(x, y)` form: a tuple of arrays or Tensors, each with a first (example)
+    dim, batched together. Anything else (a list of (x, y) pairs above all) is a sequence
+    of examples, as torch's map-style datasets."""
+    return isinstance(dataset, tuple) and len(dataset) > 0 and all(
+        isinstance(a, (np.ndarray, Tensor)) and a.ndim >= 1 for a in dataset)
+
+
 def _moved(batch, backend):
     """A collated batch with its Tensors on `backend`."""
     if isinstance(batch, Tensor):
@@ -280,7 +330,8 @@ def _moved(batch, backend):
     if isinstance(batch, dict):
         return {k: _moved(v, backend) for k, v in batch.items()}
     if isinstance(batch, tuple):
-        return tuple(_moved(v, backend) for v in batch)
+        moved = [_moved(v, backend) for v in batch]
+        return type(batch)(*moved) if hasattr(batch, "_fields") else tuple(moved)
     if isinstance(batch, list):
         return [_moved(v, backend) for v in batch]
     return batch
@@ -292,7 +343,8 @@ def _to_tensor(array, backend):
         array = array.astype(np.int64)
     elif array.dtype.kind == "f" and array.dtype not in (np.float32, np.float64):
         array = array.astype(np.float32)
-    return Tensor(np.ascontiguousarray(array), backend=backend)
+    # not ascontiguousarray: that one makes a 0-d item (ds[i] of a 1-d array) shape (1,)
+    return Tensor(np.require(array, requirements='C'), backend=backend)
 
 
 # ---------------------------------------------------------------------------

@@ -362,8 +362,12 @@ def var(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
 
 
 def std(x, dim=None, unbiased=None, keepdim=False, *, correction=None):
-    """Standard deviation: sqrt(var) with the same arguments."""
-    return sqrt(var(x, dim, unbiased, keepdim, correction=correction))
+    """Standard deviation: sqrt(var) with the same arguments (a zero gradient where it
+    is 0, as torch)."""
+    if isinstance(dim, bool):  # std(x, False): torch's std(input, unbiased)
+        dim, unbiased = None, dim
+    x = _float_input("std", x)
+    return _red.Std(dim, _correction("std", unbiased, correction), keepdim)(x)
 
 
 def logsumexp(x, dim=None, keepdim=False):

@@ -1,5 +1,6 @@
 """Tensor: a backend array, and where it came from."""
 import math
+import operator
 
 import numpy as np
 
@@ -44,7 +45,7 @@ def as_shape(name, shape):
         if isinstance(n, (bool, np.ndarray)) or not hasattr(n, "__index__"):
             raise TypeError(f"{name}: sizes must be ints, got {n!r} ({type(n).__name__}) in "
                             f"shape {tuple(shape)}")
-    shape = tuple(int(n) for n in shape)
+    shape = tuple(operator.index(n) for n in shape)  # a float Tensor is refused, not cut
     if any(n < 0 for n in shape):
         raise ValueError(f"{name}: negative size in shape {shape}")
     return shape
@@ -158,11 +159,42 @@ class Tensor:
     def tolist(self):
         return self.numpy().tolist()
 
+    # Python's conversions, as torch: one element only (int() truncates a float tensor);
+    # an index (range(t), a_list[t]) only from an integer or bool tensor
+    def _scalar(self, what):
+        if self.numel() != 1:
+            raise ValueError(f"{what}: only one-element tensors can be converted to Python "
+                             f"scalars, got shape {self.shape}")
+        return self.numpy().reshape(()).item()
+
     def __float__(self):
-        return float(self.item())
+        return float(self._scalar("float"))
+
+    def __int__(self):
+        return int(self._scalar("int"))
+
+    def __index__(self):
+        if self.data.dtype.kind not in "biu" or self.numel() != 1:
+            raise TypeError(f"only integer tensors of a single element can be converted to an "
+                            f"index, got a {self.dtype} tensor of shape {self.shape}")
+        return int(self.numpy().reshape(()).item())
 
     def __bool__(self):
-        return bool(self.item())
+        n = self.numel()
+        if n != 1:
+            raise RuntimeError(f"bool: the truth value of a tensor with "
+                               f"{'no values' if n == 0 else f'{n} values'} is ambiguous "
+                               f"(shape {self.shape}); use .any() or .all()")
+        return bool(self.numpy().reshape(()).item())
+
+    def __iter__(self):
+        if not self.data.shape:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.data.shape[0]))
+
+    def __format__(self, spec):
+        # f"{loss:.4f}" formats a 0-d tensor's value, as torch
+        return format(self.item(), spec) if not self.data.shape else object.__format__(self, spec)
 
     def __repr__(self):
         body = np.array2string(self.numpy(), separator=", ", prefix="tensor(")

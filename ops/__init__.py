@@ -3,7 +3,7 @@ from .elementwise import (Add, Sub, Mul, Div, Pow, Neg, Exp, Log, LogWithEpsilon
                           Rsqrt, Abs, ReLU, Sigmoid, Tanh, SiLU, Where, AsType, ToBackend,
                           Maximum, Minimum, Clamp, ClampTensor, Clone)
 from .linalg import MatMul, BatchMatMul
-from .reduce import SumDim, MeanDim, MaxDim, MinDim, AMax, AMin, Var, LogSumExp
+from .reduce import SumDim, MeanDim, MaxDim, MinDim, AMax, AMin, Var, Std, LogSumExp
 from .shape import (Reshape, Transpose, BroadcastTo, Index, IndexPutAdd, SetItem, Cat, Chunk, Split,
                     sum_to_shape)
 from .indexing import Gather, ScatterAdd, Scatter, Embedding, EmbeddingBackward

@@ -1,4 +1,6 @@
 """Reductions over dims."""
+import warnings
+
 from opgraph.operation import Operation
 
 from .shape import DimError, check_flag, normalize_axis
@@ -169,8 +171,9 @@ def _count(shape, axes):
 
 class Var(Operation):
     """y = Σ (x - mean)² / (N - correction) over dims (all when None), N the number of
-    elements reduced (NaN or inf when N - correction <= 0, as torch.var);
-    dx = dy · 2 (x - mean) / (N - correction)"""
+    elements reduced (NaN or inf, with torch's warning, when N - correction <= 0);
+    dx = dy · 2 (x - mean) / (N - correction)  (NaN or ±inf when N - correction <= 0,
+    as torch)"""
     saves = (0,)
 
     def __init__(self, dims=None, correction=1, keepdim=False):
@@ -187,6 +190,9 @@ class Var(Operation):
         dev = bk.binary("sub", x, mean)
         total = bk.sum(bk.binary("mul", dev, dev), self.axes, self.keepdim)
         if self.divisor == 0:  # 0/0 is NaN, anything else / 0 is inf (NumPy would warn)
+            warnings.warn(f"{self.name}: degrees of freedom is <= 0 (N = {n} elements reduced, "
+                          f"correction {self.correction}): the result is NaN or inf (as "
+                          "torch's var/std)", UserWarning, stacklevel=4)
             inf, nan = (bk.full((), v, total.dtype) for v in (float("inf"), float("nan")))
             return bk.where(bk.binary("gt", total, 0), inf, nan)
         return bk.binary("div", total, self.divisor)
@@ -195,13 +201,35 @@ class Var(Operation):
         x = self.inputs[0]
         kept = Reshape(_kept_shape(self.in_shape, self.axes))(grad)
         centred = x - MeanDim(self.axes, True)(x)
-        return (kept * centred * (2.0 / self.divisor if self.divisor else float("inf")),)
+        if self.divisor:
+            return (kept * centred * (2.0 / self.divisor),)
+        # · 2/0: ±inf, and NaN where the product is 0, without NumPy's warnings
+        g = kept * centred
+        inf = float("inf")
+        return (g.masked_fill(g > 0, inf).masked_fill(g < 0, -inf).masked_fill(g == 0,
+                                                                                float("nan")),)
+
+
+class Std(Var):
+    """y = sqrt(v), v the variance as Var (same dims and correction);
+    dx = Var's dx for dv = dy / (2 y), with dv = 0 where y = 0 (as torch.std: a constant
+    slice has a zero gradient, not NaN)"""
+    saves = (0, "output")
+
+    def forward(self, x):
+        return self.backend.unary("sqrt", super().forward(x))
+
+    def backward(self, grad):
+        y = self.output
+        zero = y == 0
+        return super().backward((grad / (y * 2).masked_fill(zero, 1.0)).masked_fill(zero, 0.0))
 
 
 class LogSumExp(Operation):
     """y = log Σ exp(x) over dims (all when None), computed as m + log Σ exp(x - m) with
-    m the maximum (stable; -inf for an empty or all -inf slice, as torch.logsumexp);
-    dx = dy · exp(x - y)  (the softmax of x over dims)"""
+    m the maximum (stable; -inf for an empty or all -inf slice, +inf with a +inf entry,
+    as torch.logsumexp);
+    dx = dy · exp(x - y)  (the softmax of x over dims; NaN where x = y = ±inf, as torch)"""
     saves = (0, "output")
 
     def __init__(self, dims=None, keepdim=False):
@@ -218,14 +246,23 @@ class LogSumExp(Operation):
         top = x
         for a in sorted(self.axes, reverse=True):
             top = bk.max(top, a, True)
-        # an infinite maximum would make x - top NaN: shift by 0 there instead
+        # an infinite maximum would make x - top NaN: shift by 0 there instead; an all -inf
+        # slice sums to 0, whose log is -inf (set directly: NumPy would warn)
+        empty = bk.binary("eq", top, float("-inf"))
         top = bk.where(bk.binary("eq", bk.unary("abs", top), float("inf")), 0, top)
         total = bk.sum(bk.unary("exp", bk.binary("sub", x, top)), self.axes, True)
-        y = bk.binary("add", bk.unary("log", total), top)
+        y = bk.binary("add", bk.unary("log", bk.where(empty, 1, total)), top)
+        y = bk.where(empty, float("-inf"), y)
         return y if self.keepdim else bk.reshape(y, tuple(
             n for i, n in enumerate(x.shape) if i not in self.axes))
 
     def backward(self, grad):
         x = self.inputs[0]
         shape = _kept_shape(self.in_shape, self.axes)
-        return (Reshape(shape)(grad) * (x - Reshape(shape)(self.output)).exp(),)
+        y = Reshape(shape)(self.output)
+        # exp(x - y) without inf - inf: where y is ±inf, 0 for the other entries and NaN
+        # for those equal to y (torch's values)
+        infinite = y.abs() == float("inf")
+        soft = (x.masked_fill(infinite, 0.0) - y.masked_fill(infinite, 0.0)).exp()
+        soft = soft.masked_fill(infinite, 0.0).masked_fill(infinite * (x == y), float("nan"))
+        return (Reshape(shape)(grad) * soft,)

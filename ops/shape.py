@@ -113,7 +113,7 @@ def _resolve_shape(name, old, new):
         if isinstance(n, bool) or not hasattr(n, "__index__"):
             raise TypeError(f"{name}: cannot reshape to {new}: sizes must be ints, got {n!r} "
                             f"({type(n).__name__})")
-    new = tuple(int(n) for n in new)
+    new = tuple(operator.index(n) for n in new)  # a float Tensor is refused, not cut
     size = math.prod(old)
     if new.count(-1) > 1:
         raise ValueError(f"{name}: only one dimension can be -1, got shape {new}")
@@ -164,6 +164,7 @@ class BroadcastTo(_View):
                                 f"({type(n).__name__}) in {self.shape}")
             if n < 0:
                 raise ValueError(f"{self.name}: negative size in shape {self.shape}")
+        self.shape = tuple(operator.index(n) for n in self.shape)  # a float Tensor: TypeError
 
     def forward(self, x):
         if broadcast_shapes(self.name, x.shape, self.shape) != self.shape:
@@ -299,7 +300,7 @@ class Chunk(MultiOutputOperation):
                             f"{type(n).__name__} {n!r}")
         if n < 1:
             raise ValueError(f"Chunk: the number of chunks must be >= 1, got {n}")
-        self.n, self.dim = int(n), dim
+        self.n, self.dim = operator.index(n), dim
 
     def forward(self, x):
         if not x.shape:

@@ -103,3 +103,35 @@ def test_subset_concat_and_random_split():
 def test_bad_arguments(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_a_list_of_pairs_is_a_list_of_examples_as_torch():
+    # torch's idiom DataLoader(list(zip(X, Y))): a batch of pairs becomes a pair of batches
+    first, last = list(data.DataLoader([(1.0, 2), (3.0, 4), (5.0, 6)], batch_size=2))
+    assert first[0].tolist() == [1.0, 3.0] and first[0].dtype == np.float64  # as torch
+    assert first[1].tolist() == [2, 4] and first[1].dtype == np.int64
+    assert last[0].tolist() == [5.0] and last[1].tolist() == [6]
+    x = np.arange(12, dtype=np.float32).reshape(6, 2)
+    y = np.arange(6)
+    for xb, yb in data.DataLoader(list(zip(x, y)), batch_size=4, shuffle=True, generator=0):
+        assert xb.shape[1:] == (2,) and xb.dtype == np.float32
+        np.testing.assert_array_equal(xb.numpy()[:, 0], 2 * yb.numpy())
+    pairs = [(og.tensor([1.0, 1.0]), {"id": 0, "w": np.float32(0.5)}),
+             (og.tensor([2.0, 2.0]), {"id": 1, "w": np.float32(1.5)})]
+    xb, meta = next(iter(data.DataLoader(pairs, batch_size=2)))
+    assert xb.shape == (2, 2) and meta["id"].tolist() == [0, 1]
+    assert meta["w"].dtype == np.float32
+    item = data.TensorDataset(np.arange(3.0), np.arange(3))[1]  # Tensors, 0-d, as torch
+    assert all(isinstance(v, og.Tensor) and v.shape == () for v in item)
+
+
+@pytest.mark.parametrize("examples, error, match", [
+    ([np.zeros(2), np.zeros(3)], ValueError, r"default_collate: the examples have different "
+                                             r"shapes \(\(2,\), \(3,\)\)"),
+    ([(1, 2), (1,)], ValueError, r"different numbers of fields"),
+    ([{"a": 1}, {"b": 2}], ValueError, r"dicts with different keys"),
+    ([None, None], TypeError, r"default_collate: an example field is a NoneType"),
+])
+def test_examples_that_do_not_collate(examples, error, match):
+    with pytest.raises(error, match=match):
+        list(data.DataLoader(examples, batch_size=2))

@@ -161,8 +161,12 @@ def test_bad_arguments_are_rejected():
         optim.SGD([p], lr=0.1, nesterov=True)
     with pytest.raises(ValueError, match="betas"):
         optim.Adam([p], betas=(1.0, 0.9))
-    with pytest.raises(ValueError, match="does not require grad"):
-        optim.Adam([opgraph.ones(2)])
+    with pytest.raises(ValueError, match="can't optimize a non-leaf Tensor"):
+        optim.Adam([p * 2])
+    with pytest.raises(TypeError, match="params must be an iterable of Tensors or dicts"):
+        optim.SGD(p, lr=0.1)  # not its rows
+    with pytest.raises(TypeError, match="not a set"):
+        optim.SGD({p}, lr=0.1)
     with pytest.raises(TypeError, match="must be Tensors"):
         optim.Adam([np.ones(2)])
 
@@ -252,3 +256,31 @@ def test_load_state_dict_checks_before_changing_anything():
     with pytest.raises(ValueError, match=r"exp_avg of parameter 0 has shape \(2,\)"):
         wrong.load_state_dict(good)
     assert wrong.state == {} and wrong.param_groups[0]["lr"] == 0.5
+
+
+def test_a_frozen_parameter_is_accepted_and_left_alone():
+    # torch's fine-tuning idiom: requires_grad_(False) on some layers, all of them passed
+    lin = nn.Linear(2, 1)
+    lin.bias.requires_grad_(False)
+    bias = lin.bias.numpy().copy()
+    opt = optim.SGD(lin.parameters(), lr=0.1)
+    lin(opgraph.ones(1, 2)).sum().backward()
+    opt.step()
+    np.testing.assert_array_equal(lin.bias.numpy(), bias)
+    np.testing.assert_allclose(lin.weight.grad.numpy(), [[1.0, 1.0]])
+
+
+def test_duplicate_parameters_warn_and_are_updated_once():
+    p = nn.Parameter(opgraph.ones(1))
+    with pytest.warns(UserWarning, match="optimizer contains a parameter group with duplicate "
+                                         "parameters"):
+        opt = optim.SGD([p, p], lr=0.1)
+    assert len(opt.param_groups[0]["params"]) == 1
+    (p * 1).sum().backward()
+    opt.step()
+    np.testing.assert_allclose(p.numpy(), [0.9])
+    for make in (lambda: optim.SGD([{"params": [p]}, {"params": [p]}], lr=0.1),
+                 lambda: optim.Adam([p]).add_param_group({"params": p})):
+        with pytest.raises(ValueError, match="some parameters appear in more than one "
+                                             "parameter group"):
+            make()

@@ -3,6 +3,8 @@ numel(), clamp, maximum, min/max with indices, var/std, logsumexp, masked_fill, 
 index_select, scatter, boolean-mask indexing, arange, linspace, eye, *_like, manual_seed,
 dtype names. Forward against NumPy, gradcheck in float64 on every backend, gradgradcheck
 on the reference backend, and torch's edge-case behaviour (ties, negative dims, 0-d, empty)."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -265,11 +267,33 @@ def test_var_std_arguments_as_torch(backend):
 
 def test_var_of_too_few_elements_is_nan_or_inf(backend):
     one = og.tensor([3.0], backend=backend)
-    assert np.isnan(one.var().item()) and one.var(unbiased=False).item() == 0.0
-    assert np.isnan(og.tensor(2.0, backend=backend).std().item())  # 0-d
-    assert np.isinf(og.tensor([1.0, 2.0], backend=backend).var(correction=2).item())
-    assert og.tensor([1.0], backend=backend).var().dtype == np.float32
-    assert og.zeros(2, 0, backend=backend).var(1).shape == (2,)
+    with pytest.warns(UserWarning, match=r"Var: degrees of freedom is <= 0"):  # as torch
+        assert np.isnan(one.var().item())
+    assert one.var(unbiased=False).item() == 0.0
+    with pytest.warns(UserWarning, match=r"(Var|Std): degrees of freedom is <= 0"):
+        assert np.isnan(og.tensor(2.0, backend=backend).std().item())  # 0-d
+        assert np.isinf(og.tensor([1.0, 2.0], backend=backend).var(correction=2).item())
+        assert og.tensor([1.0], backend=backend).var().dtype == np.float32
+        assert og.zeros(2, 0, backend=backend).var(1).shape == (2,)
+
+
+def test_var_and_std_gradients_at_the_edges_as_torch(backend):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no NumPy warning on the way
+        x = og.tensor([[1.0, 1.0], [2.0, 3.0]], dtype=np.float64, requires_grad=True,
+                      backend=backend)
+        x.std(1).sum().backward()  # a constant row: std 0, gradient 0 (not NaN)
+        np.testing.assert_allclose(x.grad.numpy(), [[0, 0], [-0.5 ** 0.5, 0.5 ** 0.5]])
+        for f in (lambda t: t.var(1), lambda t: t.std(1)):  # a dim of length 1: NaN
+            x = og.tensor([[1.0], [2.0]], dtype=np.float64, requires_grad=True, backend=backend)
+            with pytest.warns(UserWarning, match="degrees of freedom"):
+                y = f(x)
+            y.sum().backward()
+            assert np.isnan(y.numpy()).all() and np.isnan(x.grad.numpy()).all()
+    x = og.tensor([[0.3, 1.2, -0.5], [2.0, 2.0, 2.5]], dtype=np.float64, requires_grad=True,
+                  backend=backend)
+    assert og.gradcheck(lambda t: t.std(1, keepdim=True), [x])
+    assert og.gradcheck(lambda t: t.std(correction=0), [x])
 
 
 def test_logsumexp_is_stable(backend):
@@ -285,6 +309,19 @@ def test_logsumexp_is_stable(backend):
     np.testing.assert_allclose(z.grad.numpy(), [[1 / (1 + np.e), np.e / (1 + np.e)], [0.5, 0.5]],
                                rtol=1e-6)
     assert og.zeros(3, 0, backend=backend).logsumexp(1).tolist() == [-np.inf] * 3
+
+
+def test_logsumexp_of_infinite_rows_as_torch_without_numpy_warnings(backend):
+    rows = [[-np.inf, -np.inf], [np.inf, 1.0], [np.inf, np.inf], [-np.inf, 0.0], [1000.0, 1.0]]
+    x = og.tensor(rows, dtype=np.float64, requires_grad=True, backend=backend)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = x.logsumexp(1)
+        y.backward(og.ones(5, dtype=np.float64, backend=backend))
+    np.testing.assert_allclose(y.numpy(), [-np.inf, np.inf, np.inf, 0.0, 1000.0])
+    # torch.logsumexp's gradient: NaN where the entry equals an infinite result
+    np.testing.assert_allclose(x.grad.numpy(), [[np.nan, np.nan], [np.nan, 0.0],
+                                                [np.nan, np.nan], [0.0, 1.0], [1.0, 0.0]])
 
 
 # ---------------------------------------------------------------- shapes and indexing
@@ -440,3 +477,31 @@ def test_dtype_names_and_inference_mode():
         return w * 2
     assert not f().requires_grad and not g().requires_grad
     assert "bool" not in og.__all__ and "float32" not in og.__all__  # import * keeps builtins
+
+
+# ---------------------------------------------------------------- Python's conversions
+def test_int_index_float_bool_format_as_torch():
+    t = og.tensor
+    assert int(t(2.7)) == 2 and int(t([-2.7])) == -2 and int(t(True)) == 1
+    assert int(t(2.5, requires_grad=True)) == 2
+    assert list(range(t(3))) == [0, 1, 2] and [10, 20, 30][t(1)] == 20
+    assert [1, 2, 3, 4][t(1):t([3])] == [2, 3] and hex(t(255)) == "0xff"
+    assert f"{t(2.5):.2f}" == "2.50" and og.zeros(t(3)).shape == (3,)
+    assert [v.item() for v in t([4.0, 5.0])] == [4.0, 5.0]
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: int(og.tensor([1, 2])), ValueError, r"int: only one-element tensors"),
+    (lambda: float(og.tensor([])), ValueError, r"float: only one-element tensors .* \(0,\)"),
+    (lambda: bool(og.tensor([1.0, 2.0])), RuntimeError, r"bool: .* 2 values is ambiguous"),
+    (lambda: bool(og.tensor([])), RuntimeError, r"no values is ambiguous"),
+    (lambda: range(og.tensor(3.0)), TypeError, r"only integer tensors of a single element"),
+    (lambda: [1, 2][og.tensor([0, 1])], TypeError, r"only integer tensors of a single element"),
+    (lambda: list(og.tensor(1.0)), TypeError, r"iteration over a 0-d tensor"),
+    (lambda: og.zeros(og.tensor(2.5)), TypeError, r"only integer tensors"),  # not cut to 2
+    (lambda: og.ones(4).chunk(og.tensor(2.0)), TypeError, r"only integer tensors"),
+    (lambda: og.ones(1).expand(og.tensor(2.0)), TypeError, r"only integer tensors"),
+])
+def test_conversion_errors_as_torch(call, error, match):
+    with pytest.raises(error, match=match):
+        call()

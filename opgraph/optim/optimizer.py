@@ -1,5 +1,6 @@
 """The Optimizer base class and SGD, Adam, AdamW, RMSprop, Adagrad."""
 import math
+import warnings
 
 from .. import _checks
 from ..inplace import assign
@@ -13,28 +14,55 @@ class Optimizer:
     {"params": [...], "lr": ...} for per-group settings, as in PyTorch)."""
 
     def __init__(self, params, defaults):
+        name = type(self).__name__
         self.defaults = dict(defaults)
         self.param_groups = []
         self.state = {}  # id(param) -> {"backend": ..., buffers as backend arrays, "step": ...}
+        if isinstance(params, Tensor):  # list(p) would iterate its rows: torch's TypeError
+            raise TypeError(f"{name}: params must be an iterable of Tensors or dicts, got a "
+                            f"Tensor of shape {params.shape} (pass [p] or model.parameters())")
+        _check_ordered(name, params)
         params = list(params)
         if not params:
-            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+            raise ValueError(f"{name}: got an empty parameter list")
         if not isinstance(params[0], dict):
             params = [{"params": params}]
         for group in params:
             self.add_param_group(group)
 
     def add_param_group(self, group):
+        """Add a group {"params": [...], hyper-parameters...}; the others default to the
+        optimizer's. As torch: a parameter listed twice in the group is a UserWarning (and
+        is updated once per step here; torch updates it twice), a parameter already in
+        another group is a ValueError."""
+        name = type(self).__name__
+        if not isinstance(group, dict):
+            raise TypeError(f"{name}: a parameter group must be a dict, got "
+                            f"{type(group).__name__}")
         group = dict(group)
+        if "params" not in group:
+            raise KeyError(f"{name}: a parameter group needs a 'params' entry, got keys "
+                           f"{sorted(group)}")
         ps = group["params"]
-        group["params"] = [ps] if isinstance(ps, Tensor) else list(ps)
-        for p in group["params"]:
+        if not isinstance(ps, Tensor):
+            _check_ordered(name, ps)
+        ps = [ps] if isinstance(ps, Tensor) else list(ps)
+        for p in ps:
             if not isinstance(p, Tensor):
-                raise TypeError(f"{type(self).__name__}: parameters must be Tensors, got "
+                raise TypeError(f"{name}: parameters must be Tensors, got "
                                 f"{type(p).__name__}")
-            if not p.requires_grad:
-                raise ValueError(f"{type(self).__name__}: a parameter of shape "
-                                 f"{tuple(p.shape)} does not require grad")
+            if not p.is_leaf:  # its update would never reach the tensor the model uses
+                raise ValueError(f"{name}: can't optimize a non-leaf Tensor (shape "
+                                 f"{tuple(p.shape)}, computed by {p.op.name})")
+        unique = list({id(p): p for p in ps}.values())
+        if len(unique) != len(ps):
+            warnings.warn("optimizer contains a parameter group with duplicate parameters; "
+                          "each is kept once (torch would update it once per listing)",
+                          UserWarning, stacklevel=3)
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in seen for p in unique):
+            raise ValueError(f"{name}: some parameters appear in more than one parameter group")
+        group["params"] = unique
         for key, value in self.defaults.items():
             group.setdefault(key, value)
         self.param_groups.append(group)
@@ -142,6 +170,12 @@ class Optimizer:
 
     def _all_params(self):
         return [p for g in self.param_groups for p in g["params"]]
+
+
+def _check_ordered(owner, params):
+    if isinstance(params, (set, frozenset)):
+        raise TypeError(f"{owner}: parameters must be in an ordered collection (a list), not "
+                        "a set, whose order changes between runs (as torch)")
 
 
 def _plain(value):
