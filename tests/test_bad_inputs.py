@@ -393,7 +393,7 @@ BAD_INPUTS = {
         (lambda: og.var(X(), correction="a"), TypeError, r"var: correction must be a number"),
         (lambda: og.var(X(), 0, keepdim=2), TypeError, r"Var: keepdim must be a bool"),
     ],
-    "std": [(lambda: og.std(I()), TypeError, r"var: needs a floating-point tensor")],
+    "std": [(lambda: og.std(I()), TypeError, r"std: needs a floating-point tensor")],
     "logsumexp": [
         (lambda: og.logsumexp(I()), TypeError, r"logsumexp: needs a floating-point tensor"),
         (lambda: og.logsumexp(X(), 4), DIM, r"LogSumExp: dim 4 is out of range"),
