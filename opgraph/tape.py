@@ -384,10 +384,11 @@ def _as_list(x):
 
 
 def grad(output, inputs, grad_output=None, retain_graph=False, create_graph=False,
-         allow_unused=None, materialize_grads=False, tape=None):
+         allow_unused=None, materialize_grads=False, tape=None, *, grad_outputs=None):
     """Gradients of `output` (a tensor, or a list of them) w.r.t. `inputs` (a tensor or a
     list) as a list, leaving `.grad` alone (torch.autograd.grad). `grad_output` is the vector
-    of the vector-Jacobian product (needed for a non-scalar output).
+    of the vector-Jacobian product (needed for a non-scalar output); torch's name for it,
+    grad_outputs, works too.
 
     An input the output does not depend on gets zeros by default (as JAX; torch raises).
     torch's flags choose otherwise: allow_unused=True gives None for it (zeros with
@@ -396,8 +397,15 @@ def grad(output, inputs, grad_output=None, retain_graph=False, create_graph=Fals
     if materialize_grads and allow_unused is False:
         raise ValueError("grad: materialize_grads=True needs allow_unused to be True or None "
                          "(as torch)")
+    if grad_outputs is not None:
+        if grad_output is not None:
+            raise TypeError("grad: give grad_output or grad_outputs, not both")
+        grad_output = grad_outputs
     outputs, inputs = _as_list(output), _as_list(inputs)
     grad_outputs = _as_list(grad_output) if grad_output is not None else [None] * len(outputs)
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"grad: {len(grad_outputs)} grad_output for {len(outputs)} outputs "
+                         "(one per output, None for a scalar one)")
     for what, ts in (("output", outputs), ("input", inputs)):
         for i, t in enumerate(ts):
             if not isinstance(t, Tensor):

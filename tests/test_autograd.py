@@ -518,3 +518,15 @@ def test_gradcheck_can_return_false_instead_of_raising():
     assert og.gradcheck(lambda t: FirstOrderSquare()(t), [x])
     assert og.gradgradcheck(lambda t: FirstOrderSquare()(t), [x], raise_exception=False) is False
     assert og.gradcheck(lambda t: t * t, [x], raise_exception=False) is True
+
+
+def test_grad_outputs_one_per_output_under_either_name():
+    x = leaf([1.0, 2.0])
+    y1, y2 = x * 2, (x * x).sum()
+    g = og.grad([y1, y2], [x], grad_outputs=[og.tensor([1.0, 1.0], dtype=np.float64), None],
+                retain_graph=True)
+    np.testing.assert_allclose(g[0].numpy(), [4, 6])  # 2 + 2x
+    with pytest.raises(ValueError, match="grad: 1 grad_output for 2 outputs"):
+        og.grad([y1, y2], [x], [og.ones(2, dtype=np.float64)], retain_graph=True)
+    with pytest.raises(TypeError, match="grad: give grad_output or grad_outputs, not both"):
+        og.grad(y1, [x], og.ones(2), grad_outputs=og.ones(2))
