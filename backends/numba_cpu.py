@@ -1084,6 +1084,15 @@ class NumbaCPUBackend(NumpyBackend):
         c = np.empty(nb * nl * nr, dtype)
         parallel, serial = kernels
         kernel = parallel if c.size * nk >= PARALLEL_MIN_WORK else serial
+        oa_b, oa_l, oa_k, ob_b, ob_k, ob_r, rows = tables
+        if nl < nr and nl < 64 and nk >= 4:
+            # few rows against a wide (k, r) slab: the slab would be gathered for a
+            # handful of rows only. Swap the sides (⊗ commutes), rows over r, slab over
+            # (k, l), then put the result back in (batch, left, right) order
+            swapped_rows = max(1, min(nb * nr, (1 << 15) // max(1, nk * nl)))
+            kernel(b.reshape(-1), a.reshape(-1), ob_b, ob_r, ob_k, oa_b, oa_k, oa_l,
+                   swapped_rows, c)
+            return np.ascontiguousarray(c.reshape(nb, nr, nl).transpose(0, 2, 1)).reshape(out_shape)
         kernel(a.reshape(-1), b.reshape(-1), *tables, c)
         return c.reshape(out_shape)
 

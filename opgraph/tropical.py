@@ -320,7 +320,8 @@ def _too_large(problem, info, itemsize, cost, limits, note=None, size=None):
 def _warm_treesa(hook):
     from opgraph.ops.einsum import treesa
     if not treesa.compiled_kernels_ready():
-        _notify(hook, "compile", 0, 1, "Numba compiles the order search (first run only)")
+        _notify(hook, "compile", 0, 1, "Numba loads the order search (compiles it on the first "
+                                       "run, a few seconds)")
         treesa._warm_up()
         _notify(hook, "compile", 1, 1)
 
@@ -349,6 +350,7 @@ def _auto_order(labels, sizes, fits, limits, itemsize, problem, hook, start, see
                          note="the greedy order; no better order can bring that within max_cost")
     rounds = [dict(ntrials=2, niters=1), dict(ntrials=4, niters=5), dict(ntrials=10, niters=20)]
     annealed = time.perf_counter()
+    per_sweep = None
     for k, settings in enumerate(rounds):
         searched = time.perf_counter() - annealed   # the greedy's own time does not count
         if _promised_seconds(best, labels, sizes, fits) <= max(0.01, searched) \
@@ -356,8 +358,18 @@ def _auto_order(labels, sizes, fits, limits, itemsize, problem, hook, start, see
             break
         _warm_treesa(hook)
         _notify(hook, "order", k + 1, 4, f"largest 2^{best.width:.4g}")
-        opt = TreeSA(seed=seed, time_limit=time_limit - (time.perf_counter() - start), **settings)
+        remaining = time_limit - (time.perf_counter() - start)
+        if k == len(rounds) - 1 and per_sweep:
+            # fit the last round's schedule into the time left (a trial cut short by the
+            # clock ends hot, far from its best): fewer sweeps per temperature, all trials
+            fit = int(0.8 * remaining / (settings["ntrials"] * per_sweep))
+            settings = dict(settings, niters=max(2, min(settings["niters"], fit)))
+        began = time.perf_counter()
+        opt = TreeSA(seed=seed, time_limit=remaining, **settings)
         found = ContractionPlan(labels, (), sizes, opt.search(sets, frozenset(), sizes), "treesa")
+        if opt.stats.get("finished") == settings["ntrials"]:
+            # wall seconds per trial per sweep-per-temperature, threads included
+            per_sweep = (time.perf_counter() - began) / (settings["ntrials"] * settings["niters"])
         # the faster contraction wins (sliced to fit, if need be): a slightly smaller
         # largest tensor is not worth many more multiply-adds here
         if (_promised_seconds(found, labels, sizes, fits)
@@ -453,8 +465,8 @@ def _note_compiling(backend, dtype, hook):
         return
     from opgraph.backends import numba_cpu
     if not numba_cpu.contract_kernels_ready(dtype):
-        _notify(hook, "compile", 0, 1, "Numba compiles the contraction kernels (first run "
-                                       "only)")
+        _notify(hook, "compile", 0, 1, "Numba loads the contraction kernels (compiles them on "
+                                       "the first run)")
         _notify(hook, "compile", 1, 1)
 
 
