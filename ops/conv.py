@@ -214,32 +214,49 @@ def pool_geometry(name, x_shape, kernel, stride, padding, dilation, ceil_mode):
 
 
 class MaxPool2D(Operation):
-    """y[n, c, oh, ow] = max of the kh×kw window at (oh·sh - ph, ow·sw - pw) of x padded with
-    -inf (ceil_mode: the last window may overhang on the right, as torch);
+    """y[n, c, oh, ow] = max over i < kh, j < kw of xpad[n, c, oh·sh + i·dh, ow·sw + j·dw],
+    x padded with -inf (dilations dh, dw; ceil_mode: the last window may overhang on the
+    right, as torch);
     dx = dy routed to the first maximum (row-major) of each window, summed where windows overlap"""
     saves = ()
 
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, dilation=1):
         self.kernel = as_pair("MaxPool2D", "kernel_size", kernel_size, 1)
         self.stride = self.kernel if stride is None or (
             isinstance(stride, (tuple, list)) and not stride) else as_pair(
             "MaxPool2D", "stride", stride, 1)
         self.padding = as_pair("MaxPool2D", "padding", padding, 0)
+        self.dilation = as_pair("MaxPool2D", "dilation", dilation, 1)
         self.ceil_mode = bool(ceil_mode)
 
     def forward(self, x):
         (oh, ow), pads = pool_geometry(self.name, x.shape, self.kernel, self.stride,
-                                       self.padding, (1, 1), self.ceil_mode)
+                                       self.padding, self.dilation, self.ceil_mode)
         b = self.backend
         self.in_shape, self.pads = tuple(x.shape), pads
         if any(lo or hi for lo, hi in pads):
             low = float("-inf") if x.dtype.kind == "f" else _lowest(x.dtype)
             x = pad_array(b, x, ((0, 0), (0, 0)) + pads, low)
-        out, idx = b.max_pool2d(x, _kernel_arg(self.kernel), _kernel_arg(self.stride))
-        n, c = out.shape[0], out.shape[1]
+        n, c = x.shape[0], x.shape[1]
         self.padded_shape = tuple(x.shape)
-        self.idx = b.reshape(idx, (n, c, oh * ow))
-        return out
+        if self.dilation == (1, 1):
+            out, idx = b.max_pool2d(x, _kernel_arg(self.kernel), _kernel_arg(self.stride))
+            self.idx = b.reshape(idx, (n, c, oh * ow))
+            return out
+        # dilated windows: gather them with im2col, then the first maximum of each
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel, self.stride, self.dilation
+        wp = self.padded_shape[3]
+        cols = b.im2col(x, kh, kw, _kernel_arg(self.stride), 0, _kernel_arg(self.dilation))
+        windows = b.reshape(cols, (n, c, kh * kw, oh * ow))
+        pick = b.argmax(windows, 2)                      # (n, c, oh·ow), first maximum
+        row = _floor_div(b, pick, kw)
+        col = b.binary("sub", pick, b.binary("mul", row, kw))
+        # the window's top-left corner in the padded plane, from the geometry alone
+        corner = b.asarray([(i // ow) * sh * wp + (i % ow) * sw for i in range(oh * ow)],
+                           dtype=pick.dtype)
+        offset = b.binary("add", b.binary("mul", row, dh * wp), b.binary("mul", col, dw))
+        self.idx = b.binary("add", offset, corner)
+        return b.reshape(b.max(windows, 2), (n, c, oh, ow))
 
     def indices(self):
         """Flat positions in the unpadded H·W plane of each window's maximum (torch's

@@ -315,8 +315,14 @@ def test_mse_loss_reductions_and_gradient():
     assert loss.item() == pytest.approx((0 + 4 + 9) / 3)
     loss.backward()
     np.testing.assert_allclose(a.grad.numpy(), 2 * (a.numpy() - b) / 3, rtol=1e-6)
-    assert nn.MSELoss("sum")(a, b).item() == pytest.approx(13)
-    assert nn.MSELoss("none")(a, b).shape == (3,)
+    assert nn.MSELoss(reduction="sum")(a, b).item() == pytest.approx(13)
+    assert nn.MSELoss(reduction="none")(a, b).shape == (3,)
+    # a positional string is torch's legacy size_average (truthy: the mean), with its warning
+    with pytest.warns(UserWarning, match=r"size_average and reduce args will be deprecated, "
+                                         r"please use reduction='mean' instead"):
+        assert nn.MSELoss("sum")(a, b).item() == pytest.approx(13 / 3)
+    with pytest.warns(UserWarning, match="reduction='sum'"):
+        assert nn.MSELoss(False).reduction == "sum"
     with pytest.raises(ValueError, match=r"mse_loss.*\(3,\).*\(2,\)"):
         nn.MSELoss()(a, np.zeros(2, dtype=np.float32))
     with pytest.raises(ValueError, match="MSELoss: reduction must be"):

@@ -349,7 +349,8 @@ def test_cross_entropy_edge_cases():
     unbatched = F.cross_entropy(og.tensor([1.0, 2.0, 0.5]), og.tensor(1))
     assert unbatched.shape == () and abs(unbatched.item() - (-_log_softmax(
         np.array([1.0, 2.0, 0.5]), 0)[1])) < 1e-6
-    legacy = F.cross_entropy(logits, og.tensor([0, 1, 2]), reduce=False)
+    with pytest.warns(UserWarning, match="please use reduction='none' instead"):  # as torch
+        legacy = F.cross_entropy(logits, og.tensor([0, 1, 2]), reduce=False)
     assert legacy.shape == (3,)
 
 
@@ -455,6 +456,51 @@ def test_max_pool2d_return_indices_point_into_the_unpadded_plane(backend):
     flat = x.reshape(-1)
     np.testing.assert_array_equal(flat[idx.numpy().reshape(-1)], out.numpy().reshape(-1))
     assert idx.dtype == np.int64 and idx.shape == out.shape
+
+
+def _dilated_max_pool_ref(x, k, s, p, d, ceil_mode):
+    """Brute force: every window read element by element, the first maximum wins."""
+    n, c, h, w = x.shape
+    xp = np.full((n, c, h + 2 * p[0] + 2 * k[0] * d[0], w + 2 * p[1] + 2 * k[1] * d[1]), -np.inf)
+    xp[:, :, p[0]:p[0] + h, p[1]:p[1] + w] = x
+    out_hw = []
+    for size, kk, ss, pp, dd in zip((h, w), k, s, p, d):
+        span = dd * (kk - 1) + 1
+        o = (size + 2 * pp - span + (ss - 1 if ceil_mode else 0)) // ss + 1
+        if ceil_mode and (o - 1) * ss >= size + pp:
+            o -= 1
+        out_hw.append(o)
+    out = np.zeros((n, c) + tuple(out_hw))
+    idx = np.zeros(out.shape, np.int64)
+    for i, j in np.ndindex(*out_hw):
+        best = None
+        for a, b in np.ndindex(*k):
+            r, q = i * s[0] + a * d[0], j * s[1] + b * d[1]
+            v = xp[:, :, r, q]
+            pos = (r - p[0]) * w + (q - p[1])
+            if best is None:
+                best, where = v.copy(), np.full(v.shape, pos)
+            else:
+                better = v > best
+                best, where = np.where(better, v, best), np.where(better, pos, where)
+        out[:, :, i, j], idx[:, :, i, j] = best, where
+    return out, idx
+
+
+@pytest.mark.parametrize("k, s, p, d, ceil_mode", [
+    ((3, 3), (1, 1), (1, 1), (2, 2), False), ((2, 3), (2, 1), (1, 0), (3, 2), True)])
+def test_max_pool2d_with_dilation(backend, k, s, p, d, ceil_mode):
+    x = np.round(np.random.default_rng(3).standard_normal((2, 2, 7, 8)), 1)  # ties
+    out, idx = F.max_pool2d(og.tensor(x, backend=backend), k, s, p, d, ceil_mode,
+                            return_indices=True)
+    want, want_idx = _dilated_max_pool_ref(x, k, s, p, d, ceil_mode)
+    np.testing.assert_array_equal(out.numpy(), want)
+    np.testing.assert_array_equal(idx.numpy(), want_idx)
+    xs = og.tensor(np.random.default_rng(4).permutation(5 * 6).reshape(1, 1, 5, 6) / 10,
+                   requires_grad=True, backend=backend)  # distinct values: a smooth max
+    assert og.gradcheck(lambda t: F.max_pool2d(t, k, s, p, d, ceil_mode), [xs])
+    layer = og.nn.MaxPool2d(k, s, p, dilation=d, ceil_mode=ceil_mode)
+    np.testing.assert_array_equal(layer(og.tensor(x, backend=backend)).numpy(), want)
 
 
 def test_pad_is_the_identity_for_zero_amounts_and_one_hot_infers_classes():

@@ -245,8 +245,9 @@ def test_loss_modules_call_the_functions_with_their_options():
     pw = np.array([2.0, 1.0, 1.0, 1.0])
     want = -(pw * t.numpy() * np.log(p.numpy()) + (1 - t.numpy()) * np.log(1 - p.numpy()))
     assert logits_loss(z, t).item() == pytest.approx(want.mean(), rel=1e-5)
-    assert nn.MSELoss("sum")(x, y).item() == pytest.approx((d ** 2).sum(), rel=1e-6)
-    assert nn.MSELoss(reduce=False)(x, y).shape == (4,)  # torch's legacy arguments
+    assert nn.MSELoss(reduction="sum")(x, y).item() == pytest.approx((d ** 2).sum(), rel=1e-6)
+    with pytest.warns(UserWarning, match="size_average and reduce args will be deprecated"):
+        assert nn.MSELoss(reduce=False)(x, y).shape == (4,)  # torch's legacy arguments
 
 
 # ---------------------------------------------------------------------------
@@ -454,3 +455,34 @@ def test_state_dict_order_shared_modules_and_non_persistent_buffers_follow_torch
     assert list(m.state_dict()) == ["kept"] and [n for n, _ in m.named_buffers()] == ["cache",
                                                                                        "kept"]
     m.load_state_dict({"kept": np.zeros(2)})
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, float("inf")])
+def test_embedding_max_norm_renormalises_the_rows_it_reads_as_torch(norm_type):
+    w0 = np.random.default_rng(0).standard_normal((5, 3)) * 2
+    weight = og.tensor(w0.copy(), requires_grad=True)
+    idx = np.array([[0, 2], [2, 4]])
+    out = og.nn.functional.embedding(og.tensor(idx), weight, max_norm=1.5, norm_type=norm_type)
+    norms = np.linalg.norm(w0, ord=norm_type, axis=1)
+    want = w0.copy()
+    for r in np.unique(idx):  # torch's embedding_renorm_, row by row
+        if norms[r] > 1.5:
+            want[r] *= 1.5 / (norms[r] + 1e-7)
+    np.testing.assert_allclose(weight.detach().numpy(), want, rtol=1e-12)  # in place
+    np.testing.assert_allclose(out.detach().numpy(), want[idx], rtol=1e-12)
+    assert weight._version == 1 and weight.is_leaf
+    (out * og.tensor(np.arange(12.0).reshape(2, 2, 3))).sum().backward()
+    grad = np.zeros((5, 3))
+    np.add.at(grad, idx, np.arange(12.0).reshape(2, 2, 3))
+    np.testing.assert_array_equal(weight.grad.numpy(), grad)
+
+
+def test_embedding_module_max_norm_and_from_pretrained():
+    emb = nn.Embedding(4, 3, None, 1.0)  # torch's positional order: max_norm fourth
+    emb(og.tensor([0, 1]))
+    assert (np.linalg.norm(emb.weight.numpy()[:2], axis=1) <= 1.0 + 1e-6).all()
+    table = og.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=np.float64)
+    frozen = nn.Embedding.from_pretrained(table)
+    assert not frozen.weight.requires_grad and frozen.weight.dtype == np.float64
+    assert frozen(og.tensor([1])).tolist() == [[3.0, 4.0]]
+    assert nn.Embedding.from_pretrained(table, freeze=False).weight.requires_grad

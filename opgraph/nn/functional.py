@@ -85,6 +85,9 @@ def _reduction(name, size_average, reduce, reduction):
         size_average = True if size_average is None else size_average
         reduce = True if reduce is None else reduce
         reduction = "none" if not reduce else ("mean" if size_average else "sum")
+        # torch's words; MSELoss("sum") lands here too (a truthy size_average: the mean)
+        warnings.warn(f"size_average and reduce args will be deprecated, please use "
+                      f"reduction='{reduction}' instead.", UserWarning, stacklevel=4)
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"{name}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     return reduction
@@ -324,10 +327,13 @@ def one_hot(tensor, num_classes=-1):
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
               scale_grad_by_freq=False, sparse=False):
     """Rows of weight picked by the integer `input` (torch's argument order: indices
-    first); the row padding_idx gets no gradient."""
-    if max_norm is not None or scale_grad_by_freq or sparse:
-        raise NotImplementedError("embedding: max_norm, scale_grad_by_freq and sparse are not "
-                                  "supported")
+    first); the row padding_idx gets no gradient. max_norm: as torch, the rows `input`
+    reads whose norm_type-norm exceeds max_norm are first scaled in place (outside the
+    graph) to norm max_norm."""
+    if scale_grad_by_freq or sparse:
+        raise NotImplementedError("embedding: scale_grad_by_freq and sparse are not supported")
+    if max_norm is not None:
+        _renorm_rows(input, weight, max_norm, norm_type)
     out = _fn.embedding(weight, input)
     if padding_idx is None:
         return out
@@ -339,6 +345,38 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
     b = weight.backend
     hit = b.reshape(b.binary("eq", idx, padding_idx % n), tuple(idx.shape) + (1,))
     return _Where(hit)(out.detach(), out)
+
+
+def _renorm_rows(input, weight, max_norm, norm_type):
+    """torch's embedding_renorm_: row *= max_norm / (norm + 1e-7) where norm > max_norm."""
+    max_norm = _checks_number("embedding", "max_norm", max_norm)
+    norm_type = _checks_number("embedding", "norm_type", norm_type)
+    _tensor(weight, "embedding")
+    if weight.ndim != 2:
+        raise ValueError(f"embedding: weight must be 2-D (num_embeddings, embedding_dim), got "
+                         f"shape {weight.shape}")
+    idx = input.numpy() if isinstance(input, Tensor) else np.asarray(input)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"embedding: indices must be integers, got dtype {idx.dtype}")
+    n = weight.shape[0]
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        raise IndexError(f"embedding: index {idx.min() if idx.min() < -n else idx.max()} is "
+                         f"out of range for {n} embeddings")
+    rows = Tensor(np.unique(idx % n if idx.size else idx).astype(np.int64),
+                  backend=weight.backend)
+    with no_grad():
+        picked = weight[rows]
+        if math.isinf(norm_type):
+            norms = picked.abs().amax(1)
+        else:
+            norms = (picked.abs() ** norm_type).sum(1) ** (1.0 / norm_type)
+        scale = _fn.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0)
+        weight[rows] = picked * scale.unsqueeze(1)
+
+
+def _checks_number(owner, what, value):
+    from .. import _checks
+    return _checks.number(owner, what, value, 0.0)
 
 
 # ---------------------------------------------------------------------------
@@ -412,13 +450,11 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     """Max pooling, NCHW (or unbatched CHW); stride defaults to kernel_size; padding is -inf;
     ties go to the first maximum. return_indices: also the flat H·W position of each max."""
     _tensor(input, "max_pool2d")
-    if _conv.as_pair("max_pool2d", "dilation", dilation, 1) != (1, 1):
-        raise NotImplementedError(f"max_pool2d: dilation {dilation} is not supported (only 1)")
     if input.ndim == 3:
         out = max_pool2d(input.unsqueeze(0), kernel_size, stride, padding, dilation, ceil_mode,
                          return_indices)
         return (out[0][0], out[1][0]) if return_indices else out[0]
-    op = _conv.MaxPool2D(kernel_size, stride, padding, ceil_mode)
+    op = _conv.MaxPool2D(kernel_size, stride, padding, ceil_mode, dilation)
     out = op(input)
     if not return_indices:
         return out

@@ -11,8 +11,6 @@ __all__ = ["MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "NLLLoss", "CrossEn
 class _Loss(Module):
     def __init__(self, size_average=None, reduce=None, reduction="mean"):
         super().__init__()
-        if isinstance(size_average, str):  # MSELoss("sum"): the reduction, not torch's legacy
-            size_average, reduction = None, size_average
         allowed = ("mean", "sum", "none", "batchmean") if isinstance(self, KLDivLoss) else None
         if allowed and reduction in allowed:
             self.reduction = reduction

@@ -710,9 +710,7 @@ class MaxPool2d(Module):
         super().__init__()
         self.kernel_size, self.stride, self.padding = _pool_args("MaxPool2d", kernel_size,
                                                                  stride, padding)
-        if _checks.sizes("MaxPool2d", "dilation", dilation, 2) != (1, 1):
-            raise NotImplementedError(f"MaxPool2d: dilation {dilation} is not supported (only "
-                                      "1)")
+        _checks.sizes("MaxPool2d", "dilation", dilation, 2)
         self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
 
     def forward(self, x):
@@ -805,10 +803,13 @@ class AdaptiveAvgPool1d(Module):
 
 class Embedding(Module):
     """A lookup table: `Embedding(num, dim)(indices)` has shape indices.shape + (dim,);
-    weight N(0, 1), the row padding_idx zero and without gradient (as torch)."""
+    weight N(0, 1), the row padding_idx zero and without gradient (as torch). max_norm:
+    the rows looked up are first scaled in place to that norm_type-norm when longer, as
+    torch. `Embedding.from_pretrained(weights)` wraps given weights (frozen by default)."""
 
-    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, device=None, dtype=None,
-                 backend=None, _weight=None):
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, max_norm=None,
+                 norm_type=2.0, scale_grad_by_freq=False, sparse=False, _weight=None,
+                 _freeze=False, device=None, dtype=None, *, backend=None):
         super().__init__()
         self.num_embeddings = _checks.size("Embedding", "num_embeddings", num_embeddings)
         self.embedding_dim = _checks.size("Embedding", "embedding_dim", embedding_dim)
@@ -819,19 +820,49 @@ class Embedding(Module):
                                  f"[-{self.num_embeddings}, {self.num_embeddings - 1}], got "
                                  f"{padding_idx!r}")
             padding_idx = int(padding_idx) % self.num_embeddings
-        self.padding_idx = padding_idx
-        weight = init.normal((self.num_embeddings, self.embedding_dim), 1.0, _dtype(dtype))
-        if padding_idx is not None:
-            weight[padding_idx] = 0
-        self.weight = Parameter(weight, backend=_backend(backend if backend is not None
-                                                         else device))
+        if max_norm is not None:
+            max_norm = _checks.number("Embedding", "max_norm", max_norm, 0.0)
+        if scale_grad_by_freq or sparse:
+            raise NotImplementedError("Embedding: scale_grad_by_freq and sparse are not "
+                                      "supported")
+        self.padding_idx, self.max_norm, self.norm_type = padding_idx, max_norm, norm_type
+        self.scale_grad_by_freq, self.sparse = False, False
+        where = _backend(backend if backend is not None else device)
+        if _weight is not None:
+            shape = tuple(_weight.shape)
+            if shape != (self.num_embeddings, self.embedding_dim):
+                raise ValueError(f"Embedding: _weight has shape {shape}, expected "
+                                 f"{(self.num_embeddings, self.embedding_dim)}")
+            data = _weight.numpy() if isinstance(_weight, Tensor) else np.asarray(_weight)
+            weight = data.astype(_dtype(dtype) if dtype is not None else (
+                data.dtype if data.dtype.kind == "f" else np.float32))
+        else:
+            weight = init.normal((self.num_embeddings, self.embedding_dim), 1.0, _dtype(dtype))
+            if padding_idx is not None:
+                weight[padding_idx] = 0
+        self.weight = Parameter(weight, backend=where, requires_grad=not _freeze)
+
+    @classmethod
+    def from_pretrained(cls, embeddings, freeze=True, padding_idx=None, max_norm=None,
+                        norm_type=2.0, scale_grad_by_freq=False, sparse=False):
+        """An Embedding holding `embeddings` (num, dim), as torch's: frozen unless
+        freeze=False; the padding row keeps its values."""
+        if getattr(embeddings, "ndim", None) != 2:
+            raise ValueError(f"Embedding.from_pretrained: embeddings must be 2-D, got shape "
+                             f"{getattr(embeddings, 'shape', None)}")
+        rows, cols = embeddings.shape
+        backend = embeddings.backend if isinstance(embeddings, Tensor) else None
+        return cls(rows, cols, padding_idx, max_norm, norm_type, scale_grad_by_freq, sparse,
+                   _weight=embeddings, _freeze=freeze, backend=backend)
 
     def forward(self, indices):
-        return functional.embedding(indices, self.weight, self.padding_idx)
+        return functional.embedding(indices, self.weight, self.padding_idx, self.max_norm,
+                                    self.norm_type)
 
     def extra_repr(self):
         pad = f", padding_idx={self.padding_idx}" if self.padding_idx is not None else ""
-        return f"{self.num_embeddings}, {self.embedding_dim}{pad}"
+        norm = f", max_norm={self.max_norm}" if self.max_norm is not None else ""
+        return f"{self.num_embeddings}, {self.embedding_dim}{pad}{norm}"
 
 
 # ---- activations
