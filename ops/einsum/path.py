@@ -16,6 +16,7 @@ orders for large networks), "auto", False (left to right) or an explicit path.
 The cost of a pairwise step is the size of the joint index space of its two operands
 (the number of ⊗ evaluated); the size of a path is its largest tensor.
 """
+import bisect
 import heapq
 import itertools
 import math
@@ -25,6 +26,10 @@ import time
 import numpy as np
 
 from .parse import _LETTERS, _Ellipsis
+
+# greedy pairs a tensor through a label with at most this many of the label's other
+# holders (the newest): linear, not quadratic, on a graph with hub vertices
+HUB_PARTNERS = 32
 
 METHODS = ("auto", "greedy", "optimal", "treesa", "min_fill", "min_degree")
 ORDER_METHODS = ("auto", "min_fill", "min_degree", "greedy", "treesa")
@@ -86,12 +91,16 @@ def simulate_path(labels, path, sizes, output=()):
 
 def ssa_to_path(ssa, n):
     """Pairs of tensor ids (operands 0..n-1, the k-th result n+k) -> positional pairs."""
+    # the list of live ids stays sorted (each result's id is the largest so far), so a
+    # position is a bisection: O(n log n) in all, not O(n^2)
     alive = list(range(n))
     path = []
     for k, (x, y) in enumerate(ssa):
-        i, j = alive.index(x), alive.index(y)
+        i, j = bisect.bisect_left(alive, x), bisect.bisect_left(alive, y)
         path.append((i, j))
-        alive = [t for t in alive if t not in (x, y)] + [n + k]
+        for p in sorted((i, j), reverse=True):
+            del alive[p]
+        alive.append(n + k)
     return path
 
 
@@ -101,7 +110,9 @@ def path_to_ssa(path, n):
     for k, (i, j) in enumerate(path):
         x, y = alive[i], alive[j]
         ssa.append((x, y))
-        alive = [t for t in alive if t not in (x, y)] + [n + k]
+        for p in sorted((i, j), reverse=True):
+            del alive[p]
+        alive.append(n + k)
     return ssa
 
 
@@ -131,7 +142,7 @@ def greedy_path(sets, output, sizes, memory_limit=None, abort_size=None):
     for t, s in enumerate(sets):
         for label in s:
             counts[label] = counts.get(label, 0) + 1
-            holders.setdefault(label, set()).add(t)
+            holders.setdefault(label, {})[t] = None   # a dict: insertion (id) order
     everything = frozenset(counts)
     naive = _flops(everything, bool(everything - output), n, sizes)
     alive = dict(enumerate(sets))          # id -> labels; ids grow, so id order = position order
@@ -153,9 +164,15 @@ def greedy_path(sets, output, sizes, memory_limit=None, abort_size=None):
         heapq.heappush(heap, ((-removed, cost), next(serial), x, y, keep))
 
     def overlapping(x):
+        # a label held by many tensors (a hub vertex) would make the candidate pairs
+        # quadratic: pair through it only with its HUB_PARTNERS newest holders
         partners = set()
         for label in alive[x]:
-            partners |= holders[label]
+            held = holders[label]
+            if len(held) <= HUB_PARTNERS:
+                partners.update(held)
+            else:
+                partners.update(itertools.islice(reversed(held), HUB_PARTNERS + 1))
         partners.discard(x)
         return sorted(partners)
 
@@ -191,11 +208,11 @@ def greedy_path(sets, output, sizes, memory_limit=None, abort_size=None):
         a, b = alive.pop(x), alive.pop(y)
         for label in a | b:
             counts[label] -= (label in a) + (label in b)
-            holders[label].discard(x)
-            holders[label].discard(y)
+            holders[label].pop(x, None)
+            holders[label].pop(y, None)
         for label in keep:
             counts[label] += 1
-            holders[label].add(next_id)
+            holders[label][next_id] = None
         alive[next_id] = keep
         ssa.append((x, y))
         state["cost"] += key[1]
@@ -389,31 +406,32 @@ def path_from_elimination_order(labels, order, sizes=None, output=(), abort_size
         bucket = sorted(bucket)
         if len(bucket) < 2:
             return
-        inside = set(bucket)
-        needed = set(output)
+        inside = {}   # label -> how many of the bucket's tensors hold it (counts: linear)
         for t in bucket:
             for l in alive[t]:
-                if holders[l] - inside:
-                    needed.add(l)
+                inside[l] = inside.get(l, 0) + 1
+        needed = set(output) | {l for l, k in inside.items() if len(holders[l]) > k}
         sub = greedy_path([alive[t] for t in bucket], needed, sizes, memory_limit=1 << 62,
                           abort_size=abort_size)
         ids = list(bucket)
         for i, j in sub:
             x, y = ids[i], ids[j]
             a, b = alive.pop(x), alive.pop(y)
-            rest = set(needed)
-            for t in ids:
-                if t not in (x, y):
-                    rest |= alive[t]
-            keep = (a | b) & rest
+            # kept: needed outside the bucket, or by another of its tensors
+            keep = frozenset(l for l in a | b
+                             if l in needed or inside[l] > (l in a) + (l in b))
             for l in a | b:
+                inside[l] -= (l in a) + (l in b)
                 holders[l].discard(x)
                 holders[l].discard(y)
             for l in keep:
+                inside[l] += 1
                 holders[l].add(next_id)
-            alive[next_id] = frozenset(keep)
+            alive[next_id] = keep
             ssa.append((x, y))
-            ids = [t for t in ids if t not in (x, y)] + [next_id]
+            for p in sorted((i, j), reverse=True):
+                del ids[p]
+            ids.append(next_id)
             next_id += 1
 
     for label in order:

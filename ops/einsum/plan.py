@@ -140,35 +140,47 @@ class Plan:
             self.info = PathInfo([spec.output], spec.output, sizes, [], _method(optimize),
                                  text=spec.text, count_operands=False)
             return
+        # how many operands (later: live nodes) hold each label: "needed elsewhere" is a
+        # count above the node's own, so planning is linear in the network, not quadratic
+        held = {}
+        for labels in present:
+            for x in labels:
+                held[x] = held.get(x, 0) + 1
         self.preps = []
         for k in range(n):
-            elsewhere = set(out_set)
-            for j in range(n):
-                if j != k:
-                    elsewhere |= present[j]
+            elsewhere = out_set | {x for x in present[k] if held[x] > 1}
             self.preps.append(UnaryStep(spec.inputs[k], shapes[k], sizes, elsewhere))
         node_labels = [p.out_labels for p in self.preps]
+        held = {}
+        for labels in node_labels:
+            for x in labels:
+                held[x] = held.get(x, 0) + 1
         steps = find_path([set(l) for l in node_labels], out_set, sizes, optimize, name)
         self.pairs, self.path = [], []
-        alive = list(range(n))
+        alive = list(range(n))   # node ids in path order; a new node goes to the end
 
-        def contract(i, j):
+        def contract(p, q):
+            i, j = alive[p], alive[q]
             a, b = node_labels[i], node_labels[j]
-            others = set(out_set)
-            for m in alive:
-                if m not in (i, j):
-                    others |= set(node_labels[m])
-            bset = set(b)
-            batch = [x for x in a if x in bset and x in others]
-            left = [x for x in a if x not in bset and x in others]
-            right = [x for x in b if x not in set(a) and x in others]
+            aset, bset = set(a), set(b)
+
+            def needed(x):   # by a node other than i and j, or the output
+                return x in out_set or held[x] > (x in aset) + (x in bset)
+
+            batch = [x for x in a if x in bset and needed(x)]
+            left = [x for x in a if x not in bset and needed(x)]
+            right = [x for x in b if x not in aset and needed(x)]
             step = PairStep(a, b, batch + left + right, sizes)
             k = len(node_labels)
             node_labels.append(step.c_labels)
-            self.path.append((alive.index(i), alive.index(j)))
+            for x in aset | bset:
+                held[x] -= (x in aset) + (x in bset)
+            for x in step.c_labels:
+                held[x] += 1
+            self.path.append((p, q))
             self.pairs.append((i, j, step, k))
-            alive.remove(i)
-            alive.remove(j)
+            for r in sorted((p, q), reverse=True):
+                del alive[r]
             alive.append(k)
 
         for step in steps:
@@ -180,18 +192,18 @@ class Plan:
                 alive.remove(members[0])
                 alive.append(members[0])
             elif len(members) == 2:
-                contract(*members)
+                contract(*step)
             else:
                 # an n-ary step: contract its members greedily, pairwise
                 sub = [set(node_labels[m]) for m in members]
-                need = set(out_set)
-                for m in alive:
-                    if m not in members:
-                        need |= set(node_labels[m])
-                sub_out = set().union(*sub) & need
+                inside = {}
+                for labels in sub:
+                    for x in labels:
+                        inside[x] = inside.get(x, 0) + 1
+                sub_out = {x for x in inside if x in out_set or held[x] > inside[x]}
                 for x, y in greedy_path(sub, sub_out, sizes, memory_limit=1 << 62):
                     a, b = members[x], members[y]
-                    contract(a, b)
+                    contract(alive.index(a), alive.index(b))
                     members = [m for m in members if m not in (a, b)] + [alive[-1]]
         if len(alive) != 1:
             raise ValueError(f"{name}({spec.text!r}): the contraction path {steps} leaves "
