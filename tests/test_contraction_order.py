@@ -95,3 +95,25 @@ def test_greedy_scales_to_thousands_of_operands():
     assert len(path) == len(labels) - 1
     with pytest.raises(P.PathTooLarge, match=r"above the bound of 2\^30"):
         P.greedy_path(sets, set(), sizes, memory_limit=1 << 62, abort_size=2 ** 30)
+
+
+def test_treesa_time_limit_counts_compile_and_greedy_seed():
+    # the budget is wall time from the call: with none left after the compile and the
+    # greedy seed no trial starts, and the search returns the seed tree
+    labels = graph_network(nx.random_regular_graph(3, 60, seed=3))
+    sets, sizes = [set(l) for l in labels], P.binary_sizes(labels)
+    out_of_time = TreeSA(time_limit=0.0)
+    path = out_of_time.search(sets, set(), sizes)
+    assert out_of_time.stats["trials"] == 0 and out_of_time.stats["finished"] == 0
+    assert path == TreeSA(ntrials=1, niters=0, time_limit=None).search(sets, set(), sizes)
+    assert len(path) == len(labels) - 1
+
+
+def test_greedy_through_a_hub_label_stays_valid_and_small():
+    # a star: every edge tensor shares the hub's label; pairs through it are limited to
+    # the newest holders (linear time), and the order still keeps every tensor tiny
+    labels = graph_network(nx.star_graph(1500))
+    sets, sizes = [set(l) for l in labels], P.binary_sizes(labels)
+    path = P.greedy_path(sets, set(), sizes, memory_limit=1 << 62)
+    largest, cost = P.simulate_path(labels, path, sizes)
+    assert len(path) == len(labels) - 1 and largest <= 4 and cost <= 8 * len(labels)
