@@ -35,7 +35,7 @@ from opgraph.ops.einsum.path import (ORDER_METHODS, PathInfo as ContractionPlan,
                                      simulate_path, slice_labels)
 
 __all__ = ["max_independent_set", "count_max_independent_sets", "spin_glass_ground_state",
-           "count_spin_glass_ground_states", "Solution", "ContractionPlan", "ContractionTooLarge",
+           "count_spin_glass_ground_states", "Solution", "Count", "ContractionPlan", "ContractionTooLarge",
            "CountingTropical", "contraction_plan", "elimination_order",
            "path_from_elimination_order", "greedy_path", "simulate_path", "spin_glass_energy",
            "brute_force_spin_glass", "ORDER_METHODS"]
@@ -66,14 +66,37 @@ class Solution(tuple):
     def config(self):
         return self[1]
 
-    # spin-glass names for the same two fields; counting names
+    # spin-glass names for the same two fields
     energy = value
     spins = config
-    size = value
-    count = config
 
     def __repr__(self):
         return f"Solution(value={self[0]!r}, config={self[1]!r})"
+
+
+class Count(tuple):
+    """`(size, count)` of the counting solvers, unpackable as a 2-tuple, plus `.info`:
+    the optimum (`.size`, also `.value` / `.energy`) and the exact number of
+    configurations that attain it (`.count`, a Python int). No configuration: a count
+    is never mistaken for one (no `.config` / `.spins`)."""
+
+    def __new__(cls, size, count, info=None):
+        self = super().__new__(cls, (size, count))
+        self.info = info
+        return self
+
+    @property
+    def size(self):
+        return self[0]
+
+    @property
+    def count(self):
+        return self[1]
+
+    value = energy = size
+
+    def __repr__(self):
+        return f"Count(size={self[0]!r}, count={self[1]!r})"
 
 
 class ContractionTooLarge(MemoryError):
@@ -725,21 +748,21 @@ def count_max_independent_sets(graph, weights=None, *, optimize="auto", backend=
     Arguments as for max_independent_set. size is an int for an unweighted graph,
     else a float; count is a Python int, exact: int64 arithmetic while no count can
     pass 2^63, Python integers beyond (numpy and numba backends; an OverflowError on
-    a device backend). Returns a Solution (size, count) with `.info`."""
+    a device backend). Returns a Count (size, count) with `.info`."""
     problem = "count_max_independent_sets"
     _check_graph(graph, problem)
     limits, hook = _common(problem, max_intermediate, max_memory, max_cost, progress)
     nodes = list(graph.nodes)
     w = _node_values(weights, graph, nodes, 1.0, "weights", problem)
     if not nodes:
-        return Solution(0 if weights is None else 0.0, 1, contraction_plan([], method="greedy"))
+        return Count(0 if weights is None else 0.0, 1, contraction_plan([], method="greedy"))
     index, labels, edges = _mis_network(graph, nodes)
     dtype = np.float32 if _integral([w[v] for v in nodes]) else np.float64
     info = _plan(labels, optimize, np.dtype(dtype).itemsize + 8, limits, problem, hook, seed)
     host = [(np.array([0.0, w[v]], dtype), np.array([1, 1], np.int64)) for v in nodes]
     host += [(e.astype(dtype), c.astype(np.int64)) for e, c in edges]
     size, count = _count(host, labels, info, CountingTropical("max"), backend, hook)
-    return Solution(int(round(size)) if weights is None else size, count, info)
+    return Count(int(round(size)) if weights is None else size, count, info)
 
 
 def spin_glass_energy(graph, spins, J=None, h=None):
@@ -820,19 +843,20 @@ def count_spin_glass_ground_states(graph, J=None, h=None, *, optimize="auto", ba
                                    seed=0):
     """(energy, count): the ground-state energy and its degeneracy, the exact number of
     spin configurations that attain it (CountingTropical with min). Arguments as for
-    spin_glass_ground_state; count is a Python int (see count_max_independent_sets)."""
+    spin_glass_ground_state; count is a Python int (see count_max_independent_sets).
+    Returns a Count."""
     problem = "count_spin_glass_ground_states"
     limits, hook = _common(problem, max_intermediate, max_memory, max_cost, progress)
     nodes, edges, couplings, fields, index, labels, constants, exact = _spin_network(
         graph, J, h, problem)
     if not nodes:
-        return Solution(0.0, 1, contraction_plan([], method="greedy"))
+        return Count(0.0, 1, contraction_plan([], method="greedy"))
     dtype = np.float32 if exact else np.float64
     info = _plan(labels, optimize, np.dtype(dtype).itemsize + 8, limits, problem, hook, seed)
     host = [(np.array([-fields[v], fields[v]], dtype), np.ones(2, np.int64)) for v in nodes]
     host += [(c.astype(dtype), np.ones(c.shape, np.int64)) for c in constants]
     energy, count = _count(host, labels, info, CountingTropical("min"), backend, hook)
-    return Solution(energy, count, info)
+    return Count(energy, count, info)
 
 
 # --------------------------------------------------------------------------- references

@@ -88,6 +88,33 @@ def test_counts_match_enumeration(seed):
     assert (energy, degeneracy) == brute_spin_glass(g, J, h)
 
 
+def test_counts_are_not_configurations_and_configurations_are_0_1_ints():
+    g = nx.gnp_random_graph(13, 0.3, seed=3)
+    rng = np.random.default_rng(3)
+    weights = {v: float(rng.integers(-2, 6)) for v in g}
+    want = {None: brute_mis(g), "w": brute_mis(g, weights)}
+    counted = tropical.count_max_independent_sets(g, weights, max_intermediate=2 ** 3)
+    assert isinstance(counted, tropical.Count) and counted == want["w"]
+    assert counted == (counted.size, counted.count)
+    assert counted.value == counted.size and isinstance(counted.count, int)
+    assert not hasattr(counted, "config") and not hasattr(counted, "spins")
+    assert repr(counted).startswith("Count(size=")
+    degenerate = tropical.count_spin_glass_ground_states(g)
+    assert isinstance(degenerate, tropical.Count) and degenerate.energy == degenerate[0]
+    for kw in ({}, dict(max_intermediate=2 ** 3), dict(optimize="min_fill")):
+        for w in (None, weights):
+            value, config = tropical.max_independent_set(g, w, **kw)
+            assert list(config) == list(g.nodes)
+            assert all(type(x) is int and x in (0, 1) for x in config.values())
+            check_mis(g, (value, config), w)
+            assert math.isclose(value, want[None if w is None else "w"][0]), (kw, w)
+        energy, spins = tropical.spin_glass_ground_state(g, h=0.25, **kw)
+        assert list(spins) == list(g.nodes)
+        assert all(type(x) is int and x in (-1, 1) for x in spins.values())
+        assert math.isclose(tropical.spin_glass_energy(g, spins, h=0.25), energy)
+        assert math.isclose(energy, tropical.brute_force_spin_glass(g, h=0.25)[0])
+
+
 def test_counts_of_known_graphs_and_exact_big_integers():
     assert tropical.count_max_independent_sets(nx.petersen_graph()) == (4, 5)
     assert tropical.count_max_independent_sets(nx.cycle_graph(6)) == (3, 2)

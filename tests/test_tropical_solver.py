@@ -21,7 +21,7 @@ def assert_mis_solution(graph, solution, weights=None):
     # the size of an unweighted graph's MIS is an int, a weight a float
     assert isinstance(value, int if weights is None else float), type(value)
     assert set(config) == set(graph.nodes)
-    assert all(config[v] in (0, 1) for v in graph.nodes)
+    assert all(type(config[v]) is int and config[v] in (0, 1) for v in graph.nodes)
     for u, v in graph.edges():
         assert not (config[u] and config[v]), f"edge {(u, v)} has both ends chosen"
     w = weights or {v: 1.0 for v in graph.nodes}
@@ -31,7 +31,7 @@ def assert_mis_solution(graph, solution, weights=None):
 def assert_spins_attain(graph, solution, J=None, h=None):
     energy, spins = solution
     assert set(spins) == set(graph.nodes)
-    assert all(spins[v] in (-1, 1) for v in graph.nodes)
+    assert all(type(spins[v]) is int and spins[v] in (-1, 1) for v in graph.nodes)
     assert tropical.spin_glass_energy(graph, spins, J, h) == pytest.approx(energy)
 
 
