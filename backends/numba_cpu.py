@@ -275,6 +275,62 @@ def _contract(mode, a, b, oa_b, oa_l, oa_k, ob_b, ob_k, ob_r, rows, c):
                 c[out + j] = m
 
 
+_LANES = 16
+
+
+@njit(inline="always")
+def _dot(mode, a, bt, c):
+    # c[t, l, r] = ⊕_k a[t, l, k] ⊗ bt[t, r, k]: both sides contiguous along k, the
+    # reduction innermost (vectorised: only reassociation is allowed, as above)
+    # (callers pass nk >= _LANES). _LANES running results per output entry, an
+    # elementwise ⊕ of two short vectors per step: that LLVM turns into SIMD, which it
+    # does not for a one-accumulator reduction over a select
+    nb, nl, nk = a.shape
+    nr = bt.shape[1]
+    body = nk - nk % _LANES
+    for task in prange(nb * nl):
+        t = task // nl
+        l = task - t * nl
+        x = a[t, l]
+        acc = np.empty(_LANES, c.dtype)
+        for r in range(nr):
+            y = bt[t, r]
+            for j in range(_LANES):
+                acc[j] = _otimes(mode, x[j], y[j])
+            for k0 in range(_LANES, body, _LANES):
+                for j in range(_LANES):
+                    v = _otimes(mode, x[k0 + j], y[k0 + j])
+                    if mode == _MIN_PLUS:
+                        acc[j] = min(acc[j], v)
+                    else:
+                        acc[j] = max(acc[j], v)
+            m = acc[0]
+            for j in range(1, _LANES):
+                m = min(m, acc[j]) if mode == _MIN_PLUS else max(m, acc[j])
+            for k in range(body, nk):
+                v = _otimes(mode, x[k], y[k])
+                m = min(m, v) if mode == _MIN_PLUS else max(m, v)
+            c[t, l, r] = m
+
+
+@njit(**_REASSOC)
+def _dot_max_plus(a, bt, c):
+    _dot(_MAX_PLUS, a, bt, c)
+
+
+@njit(**_REASSOC)
+def _dot_min_plus(a, bt, c):
+    _dot(_MIN_PLUS, a, bt, c)
+
+
+@njit(**_REASSOC)
+def _dot_max_mul(a, bt, c):
+    _dot(_MAX_MUL, a, bt, c)
+
+
+_DOT = {"max_plus": _dot_max_plus, "min_plus": _dot_min_plus, "max_mul": _dot_max_mul}
+
+
 @njit(**_REASSOC)
 def _contract_max_plus(a, b, oa_b, oa_l, oa_k, ob_b, ob_k, ob_r, rows, c):
     _contract(_MAX_PLUS, a, b, oa_b, oa_l, oa_k, ob_b, ob_k, ob_r, rows, c)
@@ -393,6 +449,118 @@ def _offsets(key, a_shape, perm_a, shape_a3, b_shape, perm_b, shape_b3):
             rows //= 2
         tables = _OFFSETS[key] = (oa[0], oa[1], oa[2], ob[0], ob[1], ob[2], rows)
     return tables
+
+
+# ---- permuted copies of large tensors: a tensor network's intermediates have dozens
+# of axes of size 2, where NumPy's copy of a transposed view runs its inner loop over
+# one size-2 axis (seconds for 2^27 entries). The compiled copy walks tiles instead:
+# the trailing input axes (a contiguous run of at least _RUN entries to read) times
+# the trailing output axes (a contiguous run to write), one tile per task, in cache.
+_RUN = 128
+_PERMUTE_MIN = 1 << 16
+
+
+@njit(**_PARALLEL)
+def _permute_kernel(src, dst, oi, oo, wi, wo, ri, ro, ci, co):
+    for t in prange(oi.shape[0]):
+        for w in range(wi.shape[0]):
+            bi = oi[t] + wi[w]
+            bo = oo[t] + wo[w]
+            for r in range(ri.shape[0]):
+                i = bi + ri[r]
+                o = bo + ro[r]
+                for c in range(ci.shape[0]):
+                    dst[o + co[c]] = src[i + ci[c]]
+
+
+_PERMUTE_TABLES = {}
+
+
+def _permute_tables(shape, perm):
+    """Offset tables (outer, write-run-only, read-run-only, common axes; input and
+    output offsets of each) of the copy dst = src.transpose(perm), src C-contiguous."""
+    key = (shape, perm)
+    tables = _PERMUTE_TABLES.get(key)
+    if tables is not None:
+        return tables
+    nd = len(shape)
+    in_strides = [1] * nd
+    for d in range(nd - 2, -1, -1):
+        in_strides[d] = in_strides[d + 1] * shape[d + 1]
+    out_shape = [shape[p] for p in perm]
+    out_strides = [1] * nd
+    for d in range(nd - 2, -1, -1):
+        out_strides[d] = out_strides[d + 1] * out_shape[d + 1]
+    out_stride = {perm[i]: out_strides[i] for i in range(nd)}
+
+    def trailing(axes):
+        run, size = [], 1
+        for ax in reversed(axes):
+            if shape[ax] == 1:
+                continue
+            if size >= _RUN:
+                break
+            run.append(ax)
+            size *= shape[ax]
+        return set(run)
+
+    t_in, t_out = trailing(list(range(nd))), trailing(list(perm))
+    groups = ([ax for ax in perm if ax not in t_in | t_out and shape[ax] > 1],
+              [ax for ax in perm if ax in t_out - t_in],
+              [ax for ax in range(nd) if ax in t_in - t_out],
+              [ax for ax in range(nd) if ax in t_in & t_out])
+    tables = []
+    for axes in groups:
+        oi, oo = np.zeros(1, np.int64), np.zeros(1, np.int64)
+        for ax in axes:
+            r = np.arange(shape[ax], dtype=np.int64)
+            oi = (oi[:, None] + r * in_strides[ax]).reshape(-1)
+            oo = (oo[:, None] + r * out_stride[ax]).reshape(-1)
+        tables += [oi, oo]
+    if len(_PERMUTE_TABLES) > 256:
+        _PERMUTE_TABLES.clear()
+    _PERMUTE_TABLES[key] = tables = tuple(tables)
+    return tables
+
+
+def _contiguous(a, dtype, perm=None):
+    """a.transpose(perm) (perm None: a) as a C-contiguous array of `dtype`; a large
+    permuted view of a contiguous buffer is copied by the tiled compiled kernel."""
+    v = a if perm is None else a.transpose(perm)
+    if v.flags.c_contiguous and v.dtype == dtype and v.flags.writeable:
+        return v
+    if v.size < _PERMUTE_MIN or v.dtype != dtype or dtype not in _FLOATS:
+        return _c(v, dtype)
+    # the buffer behind the view: its axes ordered by decreasing stride
+    order = sorted(range(v.ndim), key=lambda d: (-v.strides[d], -v.shape[d]))
+    src = v.transpose(order)
+    if not src.flags.c_contiguous:
+        return _c(v, dtype)
+    inverse = [0] * v.ndim
+    for i, d in enumerate(order):
+        inverse[d] = i
+    tables = _permute_tables(src.shape, tuple(inverse))
+    out = np.empty(v.shape, dtype)
+    _permute_kernel(src.reshape(-1), out.reshape(-1), *tables)
+    return out
+
+
+def _batch_right_contracted(perm_b, b_shape, shape_b3):
+    """The axis order (batch, right, contracted) of b, from perm_b's order (batch,
+    contracted, right) and the group sizes shape_b3; None if a group splits an axis."""
+    order = list(range(len(b_shape))) if perm_b is None else list(perm_b)
+    groups, pos = [], 0
+    for size in shape_b3:
+        axes, count = [], 1
+        while count < size and pos < len(order):
+            axes.append(order[pos])
+            count *= b_shape[order[pos]]
+            pos += 1
+        if count != size:
+            return None
+        groups.append(axes)
+    batch, contracted, right = groups
+    return tuple(batch + right + contracted + order[pos:])
 
 
 def _batch_map(batch_shape, out_batch):
@@ -1063,13 +1231,25 @@ class NumbaCPUBackend(NumpyBackend):
             return super().tropical_contract(a, b, perm_a, shape_a3, perm_b, shape_b3,
                                              out_shape, sr)
         nk = shape_a3[2]
+        nb, nl, nr = shape_a3[0], shape_a3[1], shape_b3[2]
+        if nk >= 256 and nl * nr <= 4096 and nb * nl * nr * nk >= PARALLEL_MIN_WORK:
+            # a long reduction into a small output per batch entry (two large halves
+            # of a network joined): both sides copied contracted-axes-last by the tiled
+            # permute, then one vectorised reduction per output entry
+            order = _batch_right_contracted(perm_b, b.shape, shape_b3)
+            a3 = _contiguous(a, dtype, perm_a).reshape(shape_a3) if order else None
+            bt = _contiguous(b, dtype, order).reshape(nb, nr, nk) if order else None
+            if order and not _may_give_nan_flat(a3, bt, sr):
+                c = np.empty((nb, nl, nr), dtype)
+                _DOT[sr.name](a3, bt, c)
+                return c.reshape(out_shape)
         if nk >= 16 and min(shape_a3[1], shape_b3[2]) >= 8:
             # a real matrix product: the tiled kernel (register blocking, cache panels)
             # is an order of magnitude faster than the gather loop, transposes included
-            a3 = (a if perm_a is None else a.transpose(perm_a)).reshape(shape_a3)
-            b3 = (b if perm_b is None else b.transpose(perm_b)).reshape(shape_b3)
+            a3 = _contiguous(a, dtype, perm_a).reshape(shape_a3)
+            b3 = _contiguous(b, dtype, perm_b).reshape(shape_b3)
             return self._tropical_compiled(a3, b3, sr, values_only=True)[0].reshape(out_shape)
-        a, b = _c(a, dtype), _c(b, dtype)
+        a, b = _contiguous(a, dtype), _contiguous(b, dtype)
         if _may_give_nan_flat(a, b, sr):
             return super().tropical_contract(a, b, perm_a, shape_a3, perm_b, shape_b3,
                                              out_shape, sr)
@@ -1100,7 +1280,10 @@ class NumbaCPUBackend(NumpyBackend):
         kernel = _TROPICAL[semiring.name][1]
         dtype = np.result_type(a, b)
         n, k, m = a.shape[-2], a.shape[-1], b.shape[-1]
-        if dtype not in _FLOATS or k == 0 or _may_give_nan(a, b, semiring):
+        if dtype not in _FLOATS or k == 0 or (
+                _may_give_nan_flat(a, b, semiring)
+                if a.flags.c_contiguous and b.flags.c_contiguous and a.dtype == b.dtype
+                else _may_give_nan(a, b, semiring)):
             # NaN candidates (NaN inputs, inf - inf, 0 * inf): NumPy's kernel, whose NaN
             # rule (the first NaN wins) the compiled loops do not spend time on
             return super()._tropical_ufunc(a, b, semiring)

@@ -306,3 +306,33 @@ def test_nan_gives_the_same_result_and_routing_on_every_backend():
     for name in results:
         for x, y in zip(results["numpy"], results[name]):
             np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("semiring", ["max_plus", "min_plus", "max_mul"])
+def test_numba_contract_of_many_binary_axes_equals_numpy(semiring):
+    """The Numba backend's large steps: a long reduction into a small output (copied
+    contracted-axes-last by the tiled permute, one vectorised reduction per entry) and a
+    permuted view as input, exactly as the NumPy backend's step, infinities included."""
+    if "numba" not in backends.available():
+        pytest.skip("numba is not installed")
+    nb_, np_ = backends.get("numba"), backends.get("numpy")
+    rng = np.random.default_rng(7)
+    batch, left, contracted, right = [0, 1], [2, 3, 4], list(range(5, 16)), [16, 17]
+    for dtype in (np.float32, np.float64):
+        a_labels = list(rng.permutation(batch + left + contracted))
+        b_labels = list(rng.permutation(batch + contracted + right))
+        a = rng.integers(0, 4, (2,) * len(a_labels)).astype(dtype)
+        b = rng.integers(0, 4, (2,) * len(b_labels)).astype(dtype)
+        if semiring != "max_mul":
+            a.reshape(-1)[rng.integers(0, a.size, 50)] = -np.inf if semiring == "max_plus" else np.inf
+        view = a.transpose(rng.permutation(a.ndim))   # a permuted view, as steps pass on
+        view_labels = [a_labels[list(a.strides).index(s)] for s in view.strides]
+        for x, x_labels in ((a, a_labels), (view, view_labels)):
+            perm_a = tuple(x_labels.index(l) for l in batch + left + contracted)
+            perm_b = tuple(b_labels.index(l) for l in batch + contracted + right)
+            shapes = ((4, 8, 2 ** 11), (4, 2 ** 11, 4), (4, 8, 4))
+            got = nb_.tropical_contract(x, b, perm_a, shapes[0], perm_b, shapes[1], shapes[2],
+                                        semiring)
+            want = np_.tropical_contract(x, b, perm_a, shapes[0], perm_b, shapes[1], shapes[2],
+                                         semiring)
+            assert got.dtype == dtype and np.array_equal(got, want)
