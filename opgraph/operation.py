@@ -22,6 +22,7 @@ from .tensor import Tensor, as_floating, as_tensors, get_default_backend
 _sequence = itertools.count()
 _recording = _tape._state  # this thread's recording flag and tape stack
 _KEPT_AFTER_RELEASE = ("_seq", "_tape", "_output", "backend")
+_make = Tensor._make
 
 
 class Operation:
@@ -77,7 +78,12 @@ class Operation:
             inputs = as_floating(inputs)
         self.backend = inputs[0].backend if inputs else get_default_backend()
         try:
-            result = self.forward(*[t.data for t in inputs])
+            if len(inputs) == 1:  # the common arities without building a list
+                result = self.forward(inputs[0].data)
+            elif len(inputs) == 2:
+                result = self.forward(inputs[0].data, inputs[1].data)
+            else:
+                result = self.forward(*[t.data for t in inputs])
         except IndexOutOfRange as e:  # a kernel's index check, reported by this op
             raise e.renamed(self.name) from None
         try:
@@ -99,11 +105,11 @@ class Operation:
         if _recording.recording and array.dtype.kind == "f":
             for t in inputs:
                 if t.requires_grad:
-                    out = Tensor._make(array, self.backend, True, self)
+                    out = _make(array, self.backend, True, self)
                     self._record(inputs)
                     self._output = weakref.ref(out)
                     return out
-        return Tensor._make(array, self.backend)
+        return _make(array, self.backend)
 
     def _record(self, inputs):
         if self._tape is not None:
@@ -112,15 +118,13 @@ class Operation:
                                "needs on itself)")
         self._inputs = inputs
         self._seq = next(_sequence)
-        self._tape = _recording.tapes[-1]
-        self._tape.record(self)
+        self._tape = tape = _recording.tapes[-1]
+        tape.record(self)
 
     def _release(self):
         """Drop what forward saved (and the inputs) once backward has used them."""
         saved = self.__dict__
-        kept = {key: saved[key] for key in _KEPT_AFTER_RELEASE if key in saved}
-        saved.clear()
-        saved.update(kept)
+        self.__dict__ = {key: saved[key] for key in _KEPT_AFTER_RELEASE if key in saved}
         self._released = True
 
     def constant(self, array):

@@ -44,8 +44,9 @@ class Tape:
         _tapes.add(self)
 
     def record(self, op):
-        self._refs.append(weakref.ref(op))
-        if len(self._refs) >= self._compact_at:
+        refs = self._refs
+        refs.append(weakref.ref(op))
+        if len(refs) >= self._compact_at:
             self._compact()
 
     def _compact(self):
@@ -266,16 +267,28 @@ def _replay(roots, root_grads, retain_graph, create_graph, tape=None, keep=(), r
     keep_ids = {id(t) for t in keep}
     with _set_recording(create_graph):
         for op in _ops_to_replay(roots, tape, targets=keep or None):
-            out_grads = []
-            for out in op.outputs:
+            ref = op._output
+            if type(ref) is weakref.ref:  # one output (most ops): no lists to build
+                out = ref()
                 entry = grads.pop(id(out), None) if out is not None else None
-                if entry is not None and keep_ids and id(out) in keep_ids:
+                if entry is None:
+                    continue
+                if keep_ids and id(out) in keep_ids:
                     kept[id(out)] = entry
-                if entry is not None and retained is not None and id(out) in _retaining:
+                if retained is not None and id(out) in _retaining:
                     retained.append(entry)
-                out_grads.append(None if entry is None else entry[1])
-            if out_grads.count(None) == len(out_grads):
-                continue
+                out_grads = (entry[1],)
+            else:
+                out_grads = []
+                for out in op.outputs:
+                    entry = grads.pop(id(out), None) if out is not None else None
+                    if entry is not None and keep_ids and id(out) in keep_ids:
+                        kept[id(out)] = entry
+                    if entry is not None and retained is not None and id(out) in _retaining:
+                        retained.append(entry)
+                    out_grads.append(None if entry is None else entry[1])
+                if out_grads.count(None) == len(out_grads):
+                    continue
             if create_graph and op.once_differentiable:
                 raise RuntimeError(
                     f"{op.name} is once-differentiable: its backward calls a raw kernel, so a "
@@ -290,15 +303,20 @@ def _replay(roots, root_grads, retain_graph, create_graph, tape=None, keep=(), r
             for t, g in zip(inputs, in_grads):
                 if g is None or not t.requires_grad:
                     continue
-                if not isinstance(g, Tensor):
+                if type(g) is not Tensor and not isinstance(g, Tensor):
                     raise TypeError(f"{op.name}.backward must return Tensors (or None), got "
                                     f"{type(g).__name__} for an input of shape {tuple(t.shape)}")
-                if g.data.shape != t.data.shape:
+                gd, td = g.data, t.data
+                if gd.shape != td.shape:
                     raise RuntimeError(f"{op.name}.backward returned a gradient of shape "
                                        f"{tuple(g.shape)} for an input of shape {tuple(t.shape)}")
-                if g.data.dtype != t.data.dtype:  # float32 + float64: each grad keeps its dtype
+                if gd.dtype != td.dtype:  # float32 + float64: each grad keeps its dtype
                     g = g.astype(t.dtype)
-                _accumulate(grads, t, g)
+                entry = grads.get(id(t))  # _accumulate, inlined: it runs once per edge
+                if entry is None:
+                    grads[id(t)] = [t, g]
+                else:
+                    entry[1] = entry[1] + g
             if not retain_graph:
                 op._release()
     grads.update(kept)

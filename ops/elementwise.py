@@ -1,6 +1,7 @@
 """Elementwise ops. Binary ops broadcast like NumPy and sum the gradient back
 to each input's shape."""
 from opgraph.operation import Operation
+from opgraph.tape import is_recording
 from opgraph.tensor import weak_scalar
 
 from .shape import broadcast_shapes, sum_to_shape
@@ -351,8 +352,11 @@ class ReLU(_Unary):
 
     def backward(self, grad):
         y = self.output  # y > 0 exactly where x > 0: reading y lets relu_ work in place
-        mask = self.backend.astype(self.backend.binary("gt", y.data, 0), y.dtype)
-        return (grad * self.constant(mask),)
+        bk = self.backend
+        mask = bk.astype(bk.binary("gt", y.data, 0), y.dtype)
+        if is_recording():  # create_graph: a product op, differentiable again
+            return (grad * self.constant(mask),)
+        return (self.constant(bk.binary("mul", grad.data, mask)),)
 
 
 class Sigmoid(_Unary):

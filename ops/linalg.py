@@ -1,5 +1,6 @@
 """Matrix products."""
 from opgraph.operation import Operation
+from opgraph.tape import is_recording
 
 from .elementwise import crossed_saves
 from .shape import Transpose, broadcast_shapes, sum_to_shape
@@ -27,7 +28,16 @@ class MatMul(Operation):
 
     def backward(self, grad):
         a, b = self.inputs  # (an input that needs no gradient gets None: not computed)
-        return grad @ b.T if a.requires_grad else None, a.T @ grad if b.requires_grad else None
+        if is_recording():  # create_graph: products of ops, differentiable again
+            return (grad @ b.T if a.requires_grad else None,
+                    a.T @ grad if b.requires_grad else None)
+        # first order: the two products straight on the backend, without the four ops
+        # (two transposes, two products) that would only be thrown away
+        bk, g = self.backend, grad.data
+        return (self.constant(bk.matmul(g, bk.transpose(b.data, (1, 0))))
+                if a.requires_grad else None,
+                self.constant(bk.matmul(bk.transpose(a.data, (1, 0)), g))
+                if b.requires_grad else None)
 
 
 class BatchMatMul(Operation):

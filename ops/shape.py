@@ -4,8 +4,10 @@ import math
 import numbers
 import operator
 
+from opgraph import tape as _tape
 from opgraph.backends.base import IndexOutOfRange
 from opgraph.operation import MultiOutputOperation, Operation
+from opgraph.tensor import Tensor
 
 
 def broadcast_shapes(name, *shapes):
@@ -71,6 +73,11 @@ def sum_to_shape(grad, shape):
     lead = grad.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(
         lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1)
+    if not _tape.is_recording():  # first-order backward: the sum on the backend, no ops
+        bk = grad.backend
+        summed = bk.sum(grad.data, axes) if axes else grad.data
+        return Tensor._make(summed if tuple(summed.shape) == shape else
+                            bk.reshape(summed, shape), bk)
     from opgraph.ops.reduce import SumDim
     if not axes:
         return Reshape(shape)(grad)
