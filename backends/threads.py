@@ -8,9 +8,10 @@ its idle threads spin, taking the core that the Python thread and Numba's thread
 Measured on a 2-core machine at load 8: a float32 (32, 144) @ (144, 16384) product took
 2.7 ms on one OpenBLAS thread and 18 ms on two (best of 60). So inside opgraph a product
 runs on `blas_threads()` threads, one unless `set_num_threads` says otherwise; outside
-opgraph's calls NumPy's BLAS keeps its own setting. The limit needs threadpoolctl (it
-finds the BLAS that NumPy loaded); without it, products run as NumPy's BLAS decides
-(OPENBLAS_NUM_THREADS and friends).
+opgraph's calls NumPy's BLAS keeps its own setting. The limit needs threadpoolctl (a
+dependency of opgraph: it finds the BLAS that NumPy loaded); where it is missing or finds
+no BLAS it can drive, products run as NumPy's BLAS decides (OPENBLAS_NUM_THREADS and
+friends).
 """
 import threading
 
