@@ -13,13 +13,18 @@ from opgraph.tensor import Tensor
 def broadcast_shapes(name, *shapes):
     """NumPy's broadcast result of `shapes`, or a ValueError naming the op and the shapes."""
     ndim = max(len(s) for s in shapes)
-    result = []
-    for dims in zip(*[(1,) * (ndim - len(s)) + tuple(s) for s in shapes]):
-        sizes = {d for d in dims if d != 1}
-        if len(sizes) > 1:
-            listed = " and ".join(str(tuple(s)) for s in shapes)
-            raise ValueError(f"{name}: shapes {listed} cannot be broadcast together")
-        result.append(sizes.pop() if sizes else 1)
+    result = [1] * ndim
+    for s in shapes:
+        at = ndim - len(s)
+        for d in s:
+            r = result[at]
+            if d != r:
+                if r == 1:
+                    result[at] = d
+                elif d != 1:
+                    listed = " and ".join(str(tuple(s)) for s in shapes)
+                    raise ValueError(f"{name}: shapes {listed} cannot be broadcast together")
+            at += 1
     return tuple(result)
 
 
