@@ -530,3 +530,28 @@ def test_grad_outputs_one_per_output_under_either_name():
         og.grad([y1, y2], [x], [og.ones(2, dtype=np.float64)], retain_graph=True)
     with pytest.raises(TypeError, match="grad: give grad_output or grad_outputs, not both"):
         og.grad(y1, [x], og.ones(2), grad_outputs=og.ones(2))
+
+
+def test_first_order_backward_shortcuts_agree_with_the_differentiable_backward(backend):
+    # MatMul, ReLU and the broadcast sum of a bias call the backend directly in a
+    # first-order backward and build ops under create_graph: both give one gradient
+    rng = np.random.default_rng(7)
+    x = og.tensor(rng.standard_normal((3, 4)), dtype=np.float64, backend=backend)
+    w1 = og.tensor(rng.standard_normal((4, 5)), dtype=np.float64, requires_grad=True,
+                   backend=backend)
+    b1 = og.tensor(rng.standard_normal(5), dtype=np.float64, requires_grad=True, backend=backend)
+    w2 = og.tensor(rng.standard_normal((5, 2)), dtype=np.float64, requires_grad=True,
+                   backend=backend)
+    params = [w1, b1, w2]
+
+    def loss():
+        return og.cross_entropy((x @ w1 + b1).relu() @ w2, og.tensor([0, 1, 1], backend=backend))
+
+    first = og.grad(loss(), params)
+    ops = og.grad(loss(), params, create_graph=True)
+    for g, h in zip(first, ops):
+        assert g.requires_grad is False and h.requires_grad is True
+        np.testing.assert_allclose(g.numpy(), h.numpy(), rtol=1e-12, atol=1e-14)
+    og.gradcheck(lambda a, b, c: og.cross_entropy((x @ a + b).relu() @ c,
+                                                  og.tensor([0, 1, 1], backend=backend)),
+                 params)
