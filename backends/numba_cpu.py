@@ -720,6 +720,39 @@ def _max_pool_kernel(x, out, idx, kh, kw, sh, sw):
                         pos[xo] = (y * sh + di) * w + xo * sw + dj if win else pos[xo]
 
 
+@njit(**_PARALLEL)
+def _max_pool_2x2_kernel(x, out, idx):
+    # kernel 2, stride 2 (the common pooling): the four window entries read straight from
+    # x, in the general kernel's order and with its rule (a later entry wins when strictly
+    # larger, or when it is the first NaN), so results are identical. Plain 4-d indexing,
+    # no row views: with views the loop ran ~15x slower (0.9 ms against 0.05 ms for
+    # 64x16x16x16 on one thread)
+    n, c, h, w = x.shape
+    oh, ow = out.shape[2], out.shape[3]
+    for task in prange(n * c):
+        b = task // c
+        ch = task % c
+        for y in range(oh):
+            at = 2 * y * w
+            for xo in range(ow):
+                best = x[b, ch, 2 * y, 2 * xo]
+                pos = at + 2 * xo
+                v = x[b, ch, 2 * y, 2 * xo + 1]
+                if v > best or (v != v and best == best):
+                    best = v
+                    pos = at + 2 * xo + 1
+                v = x[b, ch, 2 * y + 1, 2 * xo]
+                if v > best or (v != v and best == best):
+                    best = v
+                    pos = at + w + 2 * xo
+                v = x[b, ch, 2 * y + 1, 2 * xo + 1]
+                if v > best or (v != v and best == best):
+                    best = v
+                    pos = at + w + 2 * xo + 1
+                out[b, ch, y, xo] = best
+                idx[b, ch, y, xo] = pos
+
+
 # ================================================================ fused rows
 # exp without a libm call, so that LLVM vectorises the loops that use it (Numba
 # calls the scalar libm exp otherwise, 3-5x slower than NumPy's SIMD exp).
@@ -1349,7 +1382,10 @@ class NumbaCPUBackend(NumpyBackend):
         oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
         out = np.empty((n, c, oh, ow), dtype=x.dtype)
         idx = np.empty((n, c, oh, ow), dtype=np.int64)
-        _launch(_max_pool_kernel, out.size * kh * kw, _c(x), out, idx, kh, kw, sh, sw)
+        if kh == kw == sh == sw == 2:
+            _launch(_max_pool_2x2_kernel, out.size * 4, _c(x), out, idx)
+        else:
+            _launch(_max_pool_kernel, out.size * kh * kw, _c(x), out, idx, kh, kw, sh, sw)
         return out, idx
 
     # ---- fused rows

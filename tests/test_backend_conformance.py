@@ -630,6 +630,23 @@ def test_max_pool2d_ties_first_in_window(backend, rng, dtype, x_shape, kernel, s
     same(backend, idx, want_idx, exact=True)
 
 
+
+@pytest.mark.parametrize("kernel,stride", [(2, 2), (3, 2)])
+def test_max_pool2d_nan_is_the_maximum_first_nan_wins(backend, rng, kernel, stride):
+    # as numpy.argmax: a NaN beats every number and the first NaN of a window wins
+    x = rng.standard_normal((2, 3, 7, 8)).astype(np.float32)
+    x[rng.random(x.shape) < 0.2] = np.nan
+    x[0, 0, :2, :2] = np.nan  # a window of NaNs only
+    want_out, want_idx = REF.max_pool2d(x, kernel, stride)
+    flat = x.reshape(2, 3, -1)
+    picked = np.take_along_axis(flat, want_idx.reshape(2, 3, -1), 2).reshape(want_out.shape)
+    np.testing.assert_array_equal(picked, want_out)
+    assert np.isnan(want_out).any() and (want_idx[0, 0, 0, 0] == 0)
+    out, idx = backend.max_pool2d(put(backend, x, "transposed"), kernel, stride)
+    np.testing.assert_array_equal(get(backend, out), want_out)
+    np.testing.assert_array_equal(get(backend, idx), want_idx)
+
+
 # -------------------------------------------------------------- fused rows
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("dtype", DTYPES)
