@@ -484,7 +484,8 @@ calls = {
     "col2im": lambda x: nb.col2im(np.ones((1, 9, 16), x.dtype), (1, 1, 4, 4), 3, 3, 1, 1),
     "conv_patches_adjoint": lambda x: nb.conv_patches_adjoint(np.ones((9, 16), x.dtype),
                                                               (1, 1, 4, 4), 3, 3, 1, 1),
-    "max_pool2d": lambda x: nb.max_pool2d(x.reshape(1, 1, 4, 4), 2, 2),
+    "max_pool2d": lambda x: nb.max_pool2d(x.reshape(1, 1, 4, 4), 2, 2),  # the 2x2 kernel
+    "max_pool2d 3x3": lambda x: nb.max_pool2d(x.reshape(1, 1, 4, 4), 3, 1),  # the general one
     "softmax": lambda x: nb.softmax(x, -1),
     "log_softmax": lambda x: nb.log_softmax(x, -1),
     "sigmoid": lambda x: nb.unary("sigmoid", x),
