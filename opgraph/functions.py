@@ -23,7 +23,8 @@ from opgraph.ops.einsum import einsum, einsum_path  # noqa: F401  (string and su
 from opgraph.ops.tropical import Semiring, register_semiring, tropical_einsum  # noqa: F401
 
 
-from .tensor import Tensor, as_dtype, as_tensors, bind_methods, weak_scalar
+from .tensor import (Tensor, as_dtype, as_tensors, bind_methods, check_fits, fits, result_dtype,
+                     weak_scalar)
 
 
 def _tensor(name, x):
@@ -50,10 +51,20 @@ def pow(x, exponent):
 
 def _compare(kind, a, b):
     """Elementwise comparison as a bool tensor (not differentiable)."""
+    a, b = (_exact_int(a, b), _exact_int(b, a))
     a, b = as_tensors(kind, (a, b), promote=True)
     if a.shape != b.shape:
         broadcast_shapes(kind, a.shape, b.shape)
     return Tensor._make(a.backend.binary(kind, a.data, b.data), a.backend)
+
+
+def _exact_int(x, other):
+    # as torch: an int tensor compared with a Python int past its dtype's range compares the
+    # values (uint8 < 300 is True), not the int wrapped into the dtype
+    if isinstance(x, Tensor) and x.dtype.kind in "iu" and isinstance(other, (int, np.integer)) \
+            and not isinstance(other, bool) and not fits(int(other), x.dtype):
+        return astype(x, np.int64)
+    return x
 
 
 def eq(a, b): return _compare("eq", a, b)
@@ -96,14 +107,14 @@ def minimum(a, b):
     return _ew.Minimum()(a, b)
 
 
-def _bound(x, value, name, end):
-    if value is None:  # no bound on this side, for the tensor form
-        info = np.finfo(x.dtype) if x.dtype.kind == "f" else np.iinfo(x.dtype)
-        value = (-np.inf if end < 0 else np.inf) if x.dtype.kind == "f" else \
-            (info.min if end < 0 else info.max)
-    if isinstance(value, Tensor):
-        return value
-    return as_tensors(name, (x, value), promote=True)[1]
+def _no_bound(dtype, end):
+    """The widest bound of `dtype` on one side (-inf / inf, the integer range, False / True)."""
+    if dtype.kind == "f":
+        return -math.inf if end < 0 else math.inf
+    if dtype.kind == "b":
+        return end > 0
+    info = np.iinfo(dtype)
+    return int(info.min if end < 0 else info.max)
 
 
 def clamp(x, min=None, max=None):
@@ -114,14 +125,24 @@ def clamp(x, min=None, max=None):
         raise ValueError("clamp: at least one of min and max must be given")
     if not isinstance(x, Tensor):
         x = as_tensors("Clamp", (x,))[0]
-    if isinstance(min, Tensor) or isinstance(max, Tensor):
-        return _ew.ClampTensor()(x, _bound(x, min, "Clamp", -1), _bound(x, max, "Clamp", 1))
     for what, v in (("min", min), ("max", max)):
-        if v is not None and (isinstance(v, (bool, np.bool_)) or not isinstance(
-                v, (int, float, np.integer, np.floating))):
+        if v is not None and not isinstance(v, (Tensor, bool, int, float, np.generic)) or \
+                isinstance(v, np.generic) and v.dtype.kind not in "biuf":
             raise TypeError(f"clamp: {what} must be a number, a tensor or None, got "
                             f"{type(v).__name__} {v!r}")
-    return _ew.Clamp(weak_scalar(min), weak_scalar(max))(x)
+    min, max = weak_scalar(min), weak_scalar(max)
+    bounds = [v for v in (min, max) if v is not None]
+    dtype = result_dtype(x, *bounds)  # as torch: an int tensor clamped to 2.5 is float32
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        # a missing bound is the widest of the result's dtype (not of x's: an int8 -128
+        # would wrap as a uint8)
+        min, max = (_no_bound(dtype, end) if v is None else v for v, end in ((min, -1), (max, 1)))
+        return _ew.ClampTensor()(x, min, max)
+    if dtype != x.dtype:
+        x = astype(x, dtype)
+    for v in bounds:
+        check_fits("clamp", v, dtype)
+    return _ew.Clamp(min, max)(x)
 
 
 clip = clamp
@@ -140,6 +161,7 @@ def masked_fill(x, mask, value):
             value = astype(value, x.dtype) if value.dtype.kind == x.dtype.kind == "f" else \
                 Tensor._make(x.backend.astype(value.data, x.dtype), x.backend)
     else:
+        check_fits("masked_fill", weak_scalar(value), x.dtype)
         value = Tensor._make(x.backend.asarray(np.asarray(weak_scalar(value)).astype(x.dtype)),
                              x.backend)
     return _ew.Where(mask)(value, x)

@@ -24,7 +24,7 @@ from . import operation as _operation
 from . import tape as _tape
 from . import versions
 from .operation import MultiOutputOperation
-from .tensor import Tensor, as_tensors, default_generator
+from .tensor import Tensor, as_tensors, check_fits, default_generator, fits
 
 from opgraph.ops import elementwise as _ew
 from opgraph.ops import shape as _sh
@@ -75,6 +75,8 @@ def _raw_operands(t, operands):
                 return None
             arrays.append(o.data)
         elif isinstance(o, (int, float)) and not isinstance(o, bool):
+            if isinstance(o, int) and t.dtype.kind in "iu" and not fits(o, t.dtype):
+                return None  # the general path wraps it as torch (NumPy would refuse it)
             arrays.append(o)
         else:
             return None
@@ -380,6 +382,8 @@ def fill_(x, value, name="fill_"):
     if isinstance(value, Tensor) and value.ndim != 0:
         raise RuntimeError(f"{name}: only supports a number or a 0-d tensor as the value, got "
                            f"a tensor of shape {tuple(value.shape)}")
+    if isinstance(x, Tensor):
+        check_fits(name, value, x.dtype)
     return update(x, name, lambda s, v: _sh.SetItem(Ellipsis)(s, _cast_to(v, s)), (value,),
                   kernel=_filled, cast="unsafe")
 

@@ -29,6 +29,7 @@ class Operation:
     once_differentiable = False  # True when backward calls a raw kernel (no double backward)
     promote = False  # arithmetic: integer inputs meeting a float input take its dtype
     floating = False  # a real-valued result (exp, /, mean): integer and bool inputs become floats
+    wraps = False  # + - *: a Python int past an integer input's range wraps into it (as torch)
     backend = None
     _inputs = ()
     _released = False

@@ -356,9 +356,9 @@ def as_tensors(name, values, promote=False):
 
     Python scalars, NumPy scalars and arrays, and lists become constant tensors on the
     tensors' backend; float ones take the tensors' float dtype (float32 * 2.0 and
-    float32 * np.float64(2) stay float32). With `promote` (arithmetic), integer and bool
-    tensors meeting a float tensor take its dtype too (torch's rule: float32 * int64 is
-    float32); floats meeting floats promote as in NumPy."""
+    float32 * np.float64(2) stay float32). With `promote` (arithmetic), every input takes
+    one common dtype by torch's rule (result_dtype): uint8 + 1 stays uint8, float32 * int64
+    is float32, float32 + a float64 0-d tensor is float32."""
     first = None
     for v in values:  # the common case, kept fast: tensors of one backend and dtype
         if not isinstance(v, Tensor):
@@ -369,10 +369,12 @@ def as_tensors(name, values, promote=False):
             break
     else:
         return values
-    return _converted(name if isinstance(name, str) else name.name, values, promote)
+    if isinstance(name, str):
+        return _converted(name, values, promote)
+    return _converted(name.name, values, promote, name.wraps)
 
 
-def _converted(name, values, promote):
+def _converted(name, values, promote, wraps=False):
     backend, floats = None, []
     for v in values:
         if isinstance(v, Tensor):
@@ -384,16 +386,131 @@ def _converted(name, values, promote):
             if v.data.dtype.kind == "f":
                 floats.append(v.data.dtype)
     backend = backend or get_default_backend()
-    like = np.result_type(*floats) if floats else None
-    out = [v if isinstance(v, Tensor) else _constant(name, v, like, promote, backend)
-           for v in values]
     if promote:
-        if like is None:  # an integer tensor with a float constant: the constant's dtype
-            like = next((v.data.dtype for v in out if v.data.dtype.kind == "f"), None)
-        if like is not None:
-            out = [v if v.data.dtype.kind == "f" else Tensor._make(backend.astype(v.data, like),
-                                                                   backend) for v in out]
+        return _promoted(name, values, backend, wraps)
+    like = np.result_type(*floats) if floats else None
+    return tuple(v if isinstance(v, Tensor) else _constant(name, v, like, backend)
+                 for v in values)
+
+
+def _promoted(name, values, backend, wraps):
+    """`values` in their common dtype, each tensor cast to it (differentiably where it
+    needs a gradient), each constant made in it: a Python int past an integer dtype's
+    range wraps into it for the ops that `wraps` (+ - *, as torch: the same modular
+    arithmetic as the tensor's own overflow) and is an OverflowError for the others."""
+    values = [v if isinstance(v, Tensor) else _host_constant(name, v) for v in values]
+    target = result_dtype(*values)
+    out = []
+    for v in values:
+        if isinstance(v, Tensor):
+            if v.data.dtype != target:
+                v = v.astype(target) if v.requires_grad else \
+                    Tensor._make(backend.astype(v.data, target), backend)
+        else:
+            v = Tensor._make(backend.asarray(_cast_constant(name, v, target, wraps)), backend)
+        out.append(v)
     return tuple(out)
+
+
+def result_dtype(*values):
+    """The dtype arithmetic on `values` computes in, by torch's rule (torch.result_type):
+    n-d tensors, 0-d tensors and Python numbers form three categories, each promoted within
+    itself as NumPy does; a lower category counts only where its kind (bool < integer <
+    float) is higher. A Python int is int64, a float the default float dtype. NumPy arrays
+    and lists count as n-d tensors, float ones as Python floats (x32 + np.ones(3) stays
+    float32, a deliberate difference: torch would not mix them)."""
+    dims = zeros = numbers = None
+    for v in values:
+        if isinstance(v, Tensor):
+            if v.data.ndim:
+                dims = _promote(dims, v.data.dtype)
+            else:
+                zeros = _promote(zeros, v.data.dtype)
+        else:
+            dtype = _constant_dtype(v)
+            if isinstance(v, np.ndarray) and dtype.kind != "f":
+                dims = _promote(dims, dtype)
+            else:
+                numbers = _promote(numbers, dtype)
+    return _combine(dims, _combine(zeros, numbers))
+
+
+def _promote(a, b):
+    # torch's promoteTypes: NumPy's, except that an integer meeting a float gives that
+    # float (int32 with float32 is float32; NumPy says float64)
+    if a is None or a == b:
+        return b
+    if (a.kind == "f") != (b.kind == "f"):
+        return a if a.kind == "f" else b
+    return np.promote_types(a, b)
+
+
+def _combine(higher, lower):
+    # c10's combine_categories: a lower category wins only with a higher kind
+    if lower is None:
+        return higher
+    if higher is None:
+        return lower
+    if higher.kind == "f":
+        return higher
+    if higher.kind == "b" or lower.kind == "f":
+        return _promote(higher, lower)
+    return higher
+
+
+def _constant_dtype(v):
+    if isinstance(v, bool):
+        return np.dtype(np.bool_)
+    if isinstance(v, int):
+        return np.dtype(np.int64)
+    if isinstance(v, float):
+        return _default["dtype"]
+    return v.dtype
+
+
+def _host_constant(name, value):
+    """A constant input as a Python number, or a NumPy array of a tensor dtype."""
+    value = weak_scalar(value)
+    if not isinstance(value, (bool, int, float, np.ndarray, list, tuple)):
+        raise TypeError(f"{name}: expected a Tensor, a number or a NumPy array, got "
+                        f"{type(value).__name__}")
+    if isinstance(value, (bool, float)):
+        return value
+    if isinstance(value, int):
+        if not -2 ** 63 <= value < 2 ** 63:
+            raise OverflowError(f"{name}: the value {value} does not fit int64")
+        return value
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+        return np.asarray(value, dtype=as_dtype(name, value.dtype))  # keeps float64 digits
+    return _host_array(value, None, name)
+
+
+def _cast_constant(name, value, dtype, wraps):
+    if isinstance(value, np.ndarray):
+        return value.astype(dtype, copy=False)
+    if isinstance(value, int) and dtype.kind in "iu" and not fits(value, dtype):
+        if not wraps:  # a divisor, a bound or a fill value wrapped would be a wrong answer
+            check_fits(name, value, dtype)
+        return np.asarray(value, np.int64).astype(dtype)
+    return np.asarray(value, dtype)
+
+
+def fits(value, dtype):
+    """Whether the Python int `value` is in the range of the integer `dtype`."""
+    info = np.iinfo(dtype)
+    return info.min <= value <= info.max
+
+
+def check_fits(name, value, dtype):
+    """torch's OverflowError for a Python int (a fill value, a bound, an exponent) outside
+    the range of an integer `dtype`, naming `name`; NumPy's own message names no op."""
+    dtype = np.dtype(dtype)
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) and \
+            dtype.kind in "iu" and not fits(int(value), dtype):
+        info = np.iinfo(dtype)
+        raise OverflowError(f"{name}: the value {value} cannot be converted to {dtype} without "
+                            f"overflow (range [{info.min}, {info.max}]); convert the tensor "
+                            "first, e.g. with .long()")
 
 
 def as_floating(tensors):
@@ -419,13 +536,13 @@ def weak_scalar(value):
     return value
 
 
-def _constant(name, value, like, promote, backend):
+def _constant(name, value, like, backend):
     value = weak_scalar(value)
     if not isinstance(value, (bool, int, float, np.ndarray, list, tuple)):
         raise TypeError(f"{name}: expected a Tensor, a number or a NumPy array, got "
                         f"{type(value).__name__}")
     host = _host_array(value, None, name)
-    if like is not None and (promote or host.dtype.kind == "f"):
+    if like is not None and host.dtype.kind == "f":
         # Python numbers and lists straight to `like`: through float32 they would lose digits
         host = host.astype(like) if isinstance(value, np.ndarray) else np.asarray(value, like)
     return Tensor._make(backend.asarray(host), backend)
@@ -522,6 +639,7 @@ def _filled(name, shape, value, dtype, requires_grad, backend):
     backend = backends.get(backend) if backend is not None else get_default_backend()
     dtype = as_dtype(name, _default["dtype"] if dtype is None else dtype)
     _check_requires_grad(dtype, requires_grad, name)
+    check_fits(name, value, dtype)
     return Tensor(backend.full(shape, value, dtype), requires_grad=requires_grad, backend=backend)
 
 

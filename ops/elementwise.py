@@ -2,7 +2,7 @@
 to each input's shape."""
 from opgraph.operation import Operation
 from opgraph.tape import is_recording
-from opgraph.tensor import weak_scalar
+from opgraph.tensor import check_fits, weak_scalar
 
 from .shape import broadcast_shapes, sum_to_shape
 
@@ -21,6 +21,7 @@ class Add(_Binary):
     """z = a + b;  da = dz, db = dz (each summed to its input's shape)"""
     saves = ("cond",)  # the condition array may be a bool tensor's own data
     kernel = "add"
+    wraps = True
 
     def backward(self, grad):
         a, b = self.inputs  # (an input that needs no gradient gets None: not computed)
@@ -32,6 +33,7 @@ class Sub(_Binary):
     """z = a - b;  da = dz, db = -dz"""
     saves = ("cond",)  # the condition array may be a bool tensor's own data
     kernel = "sub"
+    wraps = True
 
     def forward(self, a, b):
         if a.dtype.kind == "b" and b.dtype.kind == "b":
@@ -54,6 +56,7 @@ def crossed_saves(op):
 class Mul(_Binary):
     """z = a · b;  da = dz · b, db = dz · a"""
     kernel = "mul"
+    wraps = True
     saves = property(crossed_saves)
 
     def backward(self, grad):
@@ -91,6 +94,9 @@ class Pow(Operation):
             raise ValueError(f"{self.name}: an integer tensor ({x.dtype}) to the negative integer "
                              f"power {p!r} is not allowed (as NumPy and torch); use a float "
                              "tensor or exponent")
+        check_fits(self.name, p, x.dtype)
+        if x.dtype.kind == "b" and isinstance(p, bool):  # as torch: x ** True is x (bool)
+            return self.backend.astype(self.backend.binary("pow", x, p), x.dtype)
         return self.backend.binary("pow", x, p)
 
     def backward(self, grad):
@@ -110,6 +116,9 @@ class PowTensor(_Binary):
 
     def forward(self, a, b):
         bk = self.backend
+        if a.dtype.kind == "b" and b.dtype.kind == "b":  # NumPy would give int8
+            raise TypeError(f"{self.name}: a bool tensor to a bool tensor power is not "
+                            "supported (as torch); convert one with .long() or .float()")
         if a.dtype.kind in "iub" and b.dtype.kind in "iub" and 0 not in b.shape \
                 and int(bk.to_numpy(bk.min(b))) < 0:
             raise ValueError(f"{self.name}: integer tensors ({a.dtype} ** {b.dtype}) to negative "

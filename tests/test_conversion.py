@@ -89,3 +89,79 @@ def test_reflected_operators_and_method_adapters():
     np.testing.assert_allclose(x.where(x > 1, 0.0).numpy(), [0.0, 2.0])
     assert x.double().dtype == np.float64 and x.long().dtype == np.int64
     assert (x == 1).numpy().tolist() == [True, False] and (x == None) is False  # noqa: E711
+
+
+def _t(dtype, ndim=1):
+    return og.from_numpy(np.array([1, 0, 2] if ndim else 1, dtype=dtype))
+
+
+# (left, right, dtype of left + right): n-d tensors, 0-d tensors and Python numbers are
+# three categories; a lower one counts only with a higher kind (bool < int < float)
+PROMOTION = [
+    (_t(np.uint8), 1, np.uint8), (_t(np.int32), 1, np.int32), (_t(np.int8), True, np.int8),
+    (_t(np.int16), 7, np.int16), (_t(np.bool_), 1, np.int64), (_t(np.bool_), True, np.bool_),
+    (_t(np.bool_), 2.5, np.float32), (_t(np.int32), 2.5, np.float32),
+    (_t(np.uint8), np.int64(3), np.uint8), (_t(np.int32), np.float64(0.5), np.float32),
+    (_t(np.float32), _t(np.float64, 0), np.float32), (_t(np.int32), _t(np.int64, 0), np.int32),
+    (_t(np.int32), _t(np.float64, 0), np.float64), (_t(np.bool_), _t(np.int8, 0), np.int8),
+    (_t(np.int64, 0), _t(np.int8, 0), np.int64), (_t(np.float32, 0), _t(np.int64), np.float32),
+    (_t(np.int32), _t(np.float32), np.float32), (_t(np.int64), _t(np.float32), np.float32),
+    (_t(np.uint8), _t(np.int8), np.int16), (_t(np.float32), _t(np.float64), np.float64),
+    (_t(np.int8, 0), 1, np.int8), (_t(np.int8, 0), 1.0, np.float32),
+]
+
+
+@pytest.mark.parametrize("a, b, dtype", PROMOTION, ids=lambda v: getattr(v, "__name__", None))
+def test_arithmetic_promotes_by_category(a, b, dtype):
+    for f in (lambda p, q: p + q, lambda p, q: p * q, lambda p, q: p ** q):
+        for left, right in ((a, b), (b, a)):
+            if all(isinstance(v, (bool, np.bool_)) or getattr(v, "dtype", None) == np.bool_
+                   for v in (left, right)) and f(1, 2) == 1:
+                continue  # bool ** bool: below
+            out = f(left, right)
+            assert out.dtype == dtype, (left, right)
+            lhs, rhs = (np.asarray(v.numpy() if isinstance(v, og.Tensor) else v, dtype)
+                        for v in (left, right))
+            np.testing.assert_array_equal(out.numpy(), f(lhs, rhs).astype(dtype))
+    # true division: integers give the default float, floats keep the promoted float
+    assert (a / b).dtype == (dtype if np.dtype(dtype).kind == "f" else np.float32)
+
+
+def test_promotion_keeps_the_gradient_of_a_cast_input():
+    x = og.tensor([1.0, 2.0, 4.0], requires_grad=True)
+    s = og.tensor(3.0, dtype=np.float64, requires_grad=True)
+    y = x * s
+    assert y.dtype == np.float32
+    y.sum().backward()
+    assert s.grad.dtype == np.float64 and s.grad.item() == 7.0
+    np.testing.assert_array_equal(x.grad.numpy(), [3.0, 3.0, 3.0])
+
+
+def test_integers_past_the_range_wrap_in_ring_ops_and_compare_exactly():
+    u = og.tensor([1, 0, 2], dtype=np.uint8)
+    np.testing.assert_array_equal((u + 300).numpy(), [45, 44, 46])  # mod 256, as torch
+    np.testing.assert_array_equal((u - 3).numpy(), [254, 253, 255])
+    np.testing.assert_array_equal((u * -1).numpy(), [255, 0, 254])
+    assert (u < 300).numpy().all() and not (u == 300).numpy().any()
+    assert not (u < -3).numpy().any() and (u > -3).numpy().all()
+    assert (og.tensor([100], dtype=np.int8) <= 1000).item()
+    for bad in (lambda: og.where(u > 0, u, 300), lambda: u.clamp(max=300),
+                lambda: u.masked_fill(u > 0, -1), lambda: og.full_like(u, 256),
+                lambda: u.fill_(-1), lambda: u ** 300):
+        with pytest.raises(OverflowError, match="cannot be converted to uint8"):
+            bad()
+
+
+def test_bool_powers_and_clamp_dtypes():
+    b = og.tensor([True, False])
+    assert (b ** True).dtype == np.bool_ and (b ** True).numpy().tolist() == [True, False]
+    assert (b ** False).numpy().tolist() == [True, True]
+    with pytest.raises(TypeError, match="PowTensor: a bool tensor"):
+        b ** og.tensor([True, True])
+    i = og.tensor([1, 2, 3])
+    assert i.clamp(max=2.5).dtype == np.float32
+    np.testing.assert_array_equal(i.clamp(max=2.5).numpy(), [1, 2, 2.5])
+    assert og.clamp(og.tensor([1, 0, 2], dtype=np.int8), max=True).numpy().tolist() == [1, 0, 1]
+    # a missing bound is the widest of the result's dtype: int8 meeting uint8 bounds
+    out = og.clamp(og.tensor(1, dtype=np.int8), max=og.tensor([1, 0, 2], dtype=np.uint8))
+    assert out.dtype == np.uint8 and out.numpy().tolist() == [1, 0, 1]
