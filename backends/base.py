@@ -24,7 +24,7 @@ from .semiring import BUILTIN as BUILTIN_SEMIRINGS, generic_matmul, get_semiring
 UNARY_OPS = ("neg", "exp", "log", "sin", "cos", "sqrt", "rsqrt", "relu",
              "sigmoid", "tanh", "silu", "abs", "sign", "erf")
 BINARY_OPS = ("add", "sub", "mul", "div", "pow", "maximum", "minimum",
-              "gt", "ge", "lt", "le", "eq", "ne")
+              "gt", "ge", "lt", "le", "eq", "ne", "floor_divide", "remainder", "fmod")
 SEMIRINGS = tuple(BUILTIN_SEMIRINGS)   # names of the built-in semirings (semiring.py)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -203,7 +203,10 @@ class Backend(ABC):
     def binary(self, op, a, b):
         """Elementwise op(a, b) for op in BINARY_OPS with NumPy broadcasting.
 
-        Either side may be a Python scalar; comparisons return bool arrays."""
+        Either side may be a Python scalar; comparisons return bool arrays.
+        floor_divide is floor(a / b), remainder a - b·floor(a / b) (the sign of b, as
+        Python's %) and fmod C's fmod (the sign of a), as NumPy; integer operands are never
+        divided by zero (the ops check first)."""
 
     @abstractmethod
     def where(self, cond, a, b):

@@ -31,6 +31,7 @@ _BINARY = {
     "pow": np.power, "maximum": np.maximum, "minimum": np.minimum,
     "gt": np.greater, "ge": np.greater_equal, "lt": np.less,
     "le": np.less_equal, "eq": np.equal, "ne": np.not_equal,
+    "floor_divide": np.floor_divide, "remainder": np.remainder, "fmod": np.fmod,
 }
 
 

@@ -37,6 +37,9 @@ def add(a, b): return _ew.Add()(a, b)
 def sub(a, b): return _ew.Sub()(a, b)
 def mul(a, b): return _ew.Mul()(a, b)
 def div(a, b): return _ew.Div()(a, b)
+def floor_divide(a, b): return _ew.FloorDivide()(a, b)
+def remainder(a, b): return _ew.Remainder()(a, b)
+def fmod(a, b): return _ew.Fmod()(a, b)
 def neg(x): return _ew.Neg()(x)
 
 
@@ -732,10 +735,11 @@ __all__ = """
     squeeze unsqueeze cat stack chunk gather embedding softmax log_softmax cross_entropy
     conv2d max_pool2d einsum einsum_path tropical_einsum Semiring register_semiring
     eq ne gt ge lt le maximum minimum clamp clip min argmin amax amin var std logsumexp
-    masked_fill expand split index_select scatter scatter_add clone mm t""".split()
+    masked_fill expand split index_select scatter scatter_add clone mm t floor_divide remainder
+    fmod""".split()
 
 # the in-place methods (Tensor.add_, x += y, x[key] = v, ...) live in opgraph.inplace
-from .inplace import (add_, sub_, mul_, div_, pow_, neg_, exp_, sqrt_, rsqrt_, relu_,  # noqa: E402
+from .inplace import (add_, sub_, mul_, div_, floor_divide_, remainder_, fmod_, pow_, neg_, exp_, sqrt_, rsqrt_, relu_,  # noqa: E402
                       sigmoid_, tanh_, abs_, log_, sin_, cos_, clamp_, fill_, zero_, copy_,
                       masked_fill_, addcmul_, addcdiv_, lerp_, uniform_, normal_)
 

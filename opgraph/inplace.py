@@ -353,6 +353,21 @@ def div_(x, other):
                   kernel=(lambda bk, a, o: bk.binary("div", a, o)) if floating else None)
 
 
+def floor_divide_(x, other):
+    """x //= other, in place."""
+    return update(x, "floor_divide_", F.floor_divide, (other,))
+
+
+def remainder_(x, other):
+    """x %= other, in place."""
+    return update(x, "remainder_", F.remainder, (other,), needs_original=_needs_self(other))
+
+
+def fmod_(x, other):
+    """x = fmod(x, other), in place."""
+    return update(x, "fmod_", F.fmod, (other,), needs_original=_needs_self(other))
+
+
 def pow_(x, exponent):
     """x **= exponent, in place."""
     return update(x, "pow_", F.pow, (exponent,), needs_original=True)

@@ -299,12 +299,12 @@ METHODS = {
         astype eq ne gt ge lt le""".split()},
     **{name: name for name in """
         maximum minimum clamp clip min argmin amax amin var std logsumexp masked_fill expand
-        split index_select scatter scatter_add clone mm t
-        add_ sub_ mul_ div_ pow_ neg_ exp_ sqrt_ rsqrt_ relu_ sigmoid_ tanh_ abs_ log_ sin_ cos_
+        split index_select scatter scatter_add clone mm t floor_divide remainder fmod
+        add_ sub_ mul_ div_ floor_divide_ remainder_ fmod_ pow_ neg_ exp_ sqrt_ rsqrt_ relu_ sigmoid_ tanh_ abs_ log_ sin_ cos_
         clamp_ clip_ fill_ zero_ copy_ masked_fill_ addcmul_ addcdiv_ lerp_ uniform_
         normal_""".split()},
     "__iadd__": "add_", "__isub__": "sub_", "__imul__": "mul_", "__itruediv__": "div_",
-    "__ipow__": "pow_",
+    "__ipow__": "pow_", "__ifloordiv__": "floor_divide_", "__imod__": "remainder_",
     "__setitem__": "setitem",
     "view": "reshape",
     "to": "to",
@@ -322,6 +322,8 @@ METHODS = {
     "__sub__": "sub", "__rsub__": _reflected("sub"),
     "__mul__": "mul", "__rmul__": _reflected("mul"),
     "__truediv__": "div", "__rtruediv__": _reflected("div"),
+    "__floordiv__": "floor_divide", "__rfloordiv__": _reflected("floor_divide"),
+    "__mod__": "remainder", "__rmod__": _reflected("remainder"),
     "__matmul__": "matmul", "__rmatmul__": _reflected("matmul"),
     "__pow__": "pow", "__rpow__": _reflected("pow"),
     "__neg__": "neg",

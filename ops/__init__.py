@@ -1,6 +1,6 @@
 """The operation catalog: one module per op family, one class per op."""
-from .elementwise import (Add, Sub, Mul, Div, Pow, Neg, Exp, Log, LogWithEpsilon, Sin, Cos, Sqrt,
-                          Rsqrt, Abs, ReLU, Sigmoid, Tanh, SiLU, Where, AsType, ToBackend,
+from .elementwise import (Add, Sub, Mul, Div, FloorDivide, Remainder, Fmod, Pow, Neg, Exp, Log,
+                          LogWithEpsilon, Sin, Cos, Sqrt, Rsqrt, Abs, ReLU, Sigmoid, Tanh, SiLU, Where, AsType, ToBackend,
                           Maximum, Minimum, Clamp, ClampTensor, Clone)
 from .linalg import MatMul, BatchMatMul
 from .reduce import SumDim, MeanDim, MaxDim, MinDim, AMax, AMin, Var, Std, LogSumExp

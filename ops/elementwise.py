@@ -80,6 +80,71 @@ class Div(_Binary):
                 sum_to_shape(-grad * a / (b * b), b.shape) if b.requires_grad else None)
 
 
+class _Division(_Binary):
+    """floor_divide / remainder / fmod: integer operands divided by zero are a
+    ZeroDivisionError naming the op (as torch; NumPy would warn and give 0)."""
+
+    def forward(self, a, b):
+        bk = self.backend
+        if a.dtype.kind == "b" and b.dtype.kind == "b":
+            raise TypeError(f"{self.name}: not supported for two bool tensors (as torch); "
+                            "convert with .long() or .float()")
+        if a.dtype.kind in "iu" and b.dtype.kind in "iu" and 0 not in b.shape and \
+                bk.to_numpy(bk.sum(bk.astype(bk.binary("eq", b, 0), "int64"))) > 0:
+            raise ZeroDivisionError(f"{self.name}: integer division by zero ({a.dtype} "
+                                    f"{tuple(a.shape)} by {b.dtype} {tuple(b.shape)} with zeros)")
+        return super().forward(a, b)
+
+    def _quotient(self, rounding):
+        """floor(a / b) or trunc(a / b) as a constant of the gradient's float dtype."""
+        a, b = (t.data for t in self.inputs)
+        bk = self.backend
+        q = bk.binary("floor_divide", a, b)
+        if rounding == "trunc":  # one more than the floor where fmod and % differ in sign
+            q = bk.binary("add", q, bk.astype(bk.binary(
+                "ne", bk.binary("fmod", a, b), bk.binary("remainder", a, b)), q.dtype))
+        return self.constant(q)
+
+
+class FloorDivide(_Division):
+    """z = floor(a / b) (torch.floor_divide, Python's //);  da = 0, db = 0 (a step
+    function, as torch)"""
+    saves = ()
+    kernel = "floor_divide"
+
+    def backward(self, grad):
+        a, b = self.inputs
+        zero = grad * 0
+        return (sum_to_shape(zero, a.shape) if a.requires_grad else None,
+                sum_to_shape(zero, b.shape) if b.requires_grad else None)
+
+
+class Remainder(_Division):
+    """z = a - b · floor(a / b) (the sign of b, as Python's % and torch.remainder);
+    da = dz, db = -dz · floor(a / b)"""
+    saves = (0, 1)
+    kernel = "remainder"
+
+    def backward(self, grad):
+        a, b = self.inputs
+        return (sum_to_shape(grad, a.shape) if a.requires_grad else None,
+                sum_to_shape(-grad * self._quotient("floor"), b.shape) if b.requires_grad
+                else None)
+
+
+class Fmod(_Division):
+    """z = a - b · trunc(a / b) (C's fmod: the sign of a, as torch.fmod);
+    da = dz, db = -dz · trunc(a / b)"""
+    saves = (0, 1)
+    kernel = "fmod"
+
+    def backward(self, grad):
+        a, b = self.inputs
+        return (sum_to_shape(grad, a.shape) if a.requires_grad else None,
+                sum_to_shape(-grad * self._quotient("trunc"), b.shape) if b.requires_grad
+                else None)
+
+
 class Pow(Operation):
     """y = x^p for a scalar p;  dx = dy · p · x^(p-1)"""
     saves = (0,)

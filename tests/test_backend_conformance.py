@@ -144,7 +144,7 @@ def _binary_inputs(op, rng, dtype):
     b = rng.standard_normal((5, 4)) * 2
     if op == "pow":
         a, b = np.abs(a) + 0.5, np.abs(b) + 0.5
-    if op == "div":
+    if op in ("div", "floor_divide", "remainder", "fmod"):
         b = np.where(np.abs(b) < 0.2, 1.0, b)
     if op in ("gt", "ge", "lt", "le", "eq", "ne", "maximum", "minimum"):
         a, b = np.round(a), np.round(b)  # equal pairs exercise ge/le/eq
@@ -171,6 +171,26 @@ def test_binary_python_scalar_keeps_dtype(backend, rng, op, dtype):
         assert left.dtype == dtype  # the contract, checked on the reference too
     same(backend, backend.binary(op, put(backend, a), s), left)
     same(backend, backend.binary(op, s, put(backend, a)), right)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8, np.float32, np.float64])
+@pytest.mark.parametrize("op", ["floor_divide", "remainder", "fmod"])
+def test_division_sign_rules(backend, op, dtype):
+    # every sign pair, exact quotients and not: floor / the divisor's sign / the dividend's
+    a = np.array([[-7], [-6], [-1], [0], [1], [6], [7]])
+    b = np.array([-4, -3, -1, 1, 3, 4])
+    if dtype == np.uint8:
+        a, b = np.abs(a), np.abs(b)
+    a, b = a.astype(dtype), b.astype(dtype)
+    same(backend, backend.binary(op, put(backend, a), put(backend, b)), REF.binary(op, a, b),
+         exact=True)
+    same(backend, backend.binary(op, put(backend, a), dtype(3)), REF.binary(op, a, dtype(3)),
+         exact=True)
+    if np.dtype(dtype).kind == "f":  # by zero: inf / nan as NumPy (integers: the op refuses)
+        with np.errstate(all="ignore"):
+            want = REF.binary(op, a, np.zeros_like(b))
+        same(backend, backend.binary(op, put(backend, a), put(backend, np.zeros_like(b))), want,
+             exact=True)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -126,6 +126,23 @@ BAD_INPUTS = {
     ],
     "mul": [(lambda: X() * np.ones((3, 2)), ValueError, r"Mul: shapes \(2, 3\) and \(3, 2\)")],
     "div": [(lambda: og.div(X(), np.array([{}], dtype=object)), TypeError, r"Div:.*object")],
+    "floor_divide": [
+        (lambda: I(1, 2) // 0, ZeroDivisionError, r"FloorDivide: integer division by zero \(int64"),
+        (lambda: og.tensor([True]) // og.tensor([True]), TypeError, r"FloorDivide:.*two bool"),
+        (lambda: og.tensor([1], dtype=np.uint8) // 300, OverflowError,
+         r"FloorDivide: the value 300 cannot be converted to uint8"),
+        (lambda: X() // X(3, 2), ValueError, r"FloorDivide: shapes \(2, 3\) and \(3, 2\)"),
+        (lambda: X() // "a", TypeError, r"FloorDivide: expected a Tensor.*got str"),
+    ],
+    "remainder": [
+        (lambda: I(1, 2) % I(1, 0), ZeroDivisionError, r"Remainder: integer division by zero"),
+        (lambda: 5 % I(0, 1), ZeroDivisionError, r"Remainder: integer division by zero"),
+        (lambda: X() % np.ones((3, 2)), ValueError, r"Remainder: shapes \(2, 3\) and \(3, 2\)"),
+    ],
+    "fmod": [
+        (lambda: og.fmod(I(1), 0), ZeroDivisionError, r"Fmod: integer division by zero"),
+        (lambda: og.fmod(X(), [1j]), TypeError, r"Fmod:.*complex"),
+    ],
     "neg": [
         (lambda: og.neg("a"), TypeError, r"Neg:.*str"),
         (lambda: -og.tensor([True]), TypeError, r"Neg: negating a bool tensor"),
@@ -481,6 +498,13 @@ BAD_INPUTS = {
     ],
     "sub_": [(lambda: X().sub_(X(4)), ValueError, r"Sub: shapes \(2, 3\) and \(4,\)")],
     "mul_": [(lambda: X().mul_(None), TypeError, r"Mul: expected a Tensor.*NoneType")],
+    "floor_divide_": [(lambda: X().requires_grad_().floor_divide_(2), RuntimeError,
+                       r"floor_divide_:.*leaf"),
+                      (lambda: I().floor_divide_(0), ZeroDivisionError, r"FloorDivide")],
+    "remainder_": [(lambda: I().remainder_(2.5), RuntimeError,
+                    r"remainder_: result type float32 can't be cast to the desired output type "
+                    r"int64")],
+    "fmod_": [(lambda: I().fmod_(0), ZeroDivisionError, r"Fmod: integer division by zero")],
     "div_": [(lambda: I().div_(2), RuntimeError, r"div_: result type float32 can't be cast to "
                                                  r"the desired output type int64")],
     "pow_": [(lambda: X().pow_("a"), TypeError, r"Pow: exponent must be a number or a tensor")],

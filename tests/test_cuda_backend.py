@@ -396,6 +396,11 @@ def _exercise_every_kernel(cu):
         cu.astype(a, np.int64)
         cu.full((2,), 1.0, a.dtype)
     cu.sum(cu.binary("gt", f32, 3.0))
+    for dtype in (np.int64, np.int32):  # integer division (fmod has a kernel of its own)
+        n = cu.asarray(np.array([[-7, 1, 2], [3, -4, 5]], dtype=dtype))
+        for op in ("floor_divide", "remainder", "fmod"):
+            cu.binary(op, n, n)
+            cu.binary(op, n, 3)
     cu.sum(i64, (1,))
     cu.arange(4, np.int64)
     config = nc.launch

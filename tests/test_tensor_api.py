@@ -3,6 +3,7 @@ numel(), clamp, maximum, min/max with indices, var/std, logsumexp, masked_fill, 
 index_select, scatter, boolean-mask indexing, arange, linspace, eye, *_like, manual_seed,
 dtype names. Forward against NumPy, gradcheck in float64 on every backend, gradgradcheck
 on the reference backend, and torch's edge-case behaviour (ties, negative dims, 0-d, empty)."""
+import math
 import warnings
 
 import numpy as np
@@ -505,3 +506,54 @@ def test_int_index_float_bool_format_as_torch():
 def test_conversion_errors_as_torch(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_floor_divide_and_remainder_follow_python_and_fmod_c():
+    pairs = [(a, b) for a in (-7, -6, -1, 0, 1, 6, 7) for b in (-4, -3, -1, 1, 3, 4)]
+    a = og.tensor([p[0] for p in pairs])
+    b = og.tensor([p[1] for p in pairs])
+    assert (a // b).numpy().tolist() == [x // y for x, y in pairs]
+    assert (a % b).numpy().tolist() == [x % y for x, y in pairs]
+    assert og.fmod(a, b).numpy().tolist() == [int(math.fmod(x, y)) for x, y in pairs]
+    assert (a // b).dtype == (a % b).dtype == np.int64
+    af, bf = a.float() + 0.5, b.float()
+    np.testing.assert_array_equal((af // bf).numpy(), [(x + 0.5) // y for x, y in pairs])
+    np.testing.assert_array_equal((af % bf).numpy(), [(x + 0.5) % y for x, y in pairs])
+    np.testing.assert_array_equal(af.fmod(bf).numpy(), [math.fmod(x + 0.5, y) for x, y in pairs])
+    # reflected, scalar and small integer dtypes
+    assert (7 // og.tensor([2, -2])).numpy().tolist() == [3, -4]
+    assert (7 % og.tensor([2, -2])).numpy().tolist() == [1, -1]
+    u = og.tensor([7, 200], dtype=np.uint8)
+    assert (u // 2).dtype == (u % 3).dtype == np.uint8
+    assert (u // 2).numpy().tolist() == [3, 100] and (u % 3).numpy().tolist() == [1, 2]
+    # float division by zero: inf / nan, without warnings (integers: ZeroDivisionError)
+    z = og.tensor([1.0, -1.0, 0.0]) // 0
+    assert z.numpy()[0] == np.inf and z.numpy()[1] == -np.inf and np.isnan(z.numpy()[2])
+    assert np.isnan((og.tensor([1.0]) % 0).numpy()).all()
+
+
+def test_in_place_floor_divide_and_remainder():
+    x = og.tensor([7, -7])
+    x //= 2
+    assert x.numpy().tolist() == [3, -4]
+    x %= 3
+    assert x.numpy().tolist() == [0, 2] and x.dtype == np.int64
+    y = og.tensor([5.5, -5.5])
+    y.remainder_(2.0)
+    np.testing.assert_array_equal(y.numpy(), [1.5, 0.5])
+    y.fmod_(-1.0)
+    np.testing.assert_array_equal(y.numpy(), [0.5, 0.5])
+
+
+def test_remainder_and_fmod_gradients_by_hand():
+    a = og.tensor([5.5, -5.5, 1.0], dtype=np.float64, requires_grad=True)
+    b = og.tensor([2.0, 2.0, -0.3], dtype=np.float64, requires_grad=True)
+    (a % b).sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), [1, 1, 1])
+    np.testing.assert_array_equal(b.grad.numpy(), [-2, 3, 4])  # -floor(a / b)
+    a.grad = b.grad = None
+    og.fmod(a, b).sum().backward()
+    np.testing.assert_array_equal(b.grad.numpy(), [-2, 2, 3])  # -trunc(a / b)
+    a.grad = b.grad = None
+    (a // b).sum().backward()
+    assert not a.grad.numpy().any() and not b.grad.numpy().any()

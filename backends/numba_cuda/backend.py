@@ -24,7 +24,8 @@ _UNARY_NP = {"neg": np.negative, "exp": np.exp, "log": np.log, "sin": np.sin,
 _BINARY_NP = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide,
               "pow": np.power, "maximum": np.maximum, "minimum": np.minimum,
               "gt": np.greater, "ge": np.greater_equal, "lt": np.less,
-              "le": np.less_equal, "eq": np.equal, "ne": np.not_equal}
+              "le": np.less_equal, "eq": np.equal, "ne": np.not_equal,
+              "floor_divide": np.floor_divide, "remainder": np.remainder, "fmod": np.fmod}
 
 
 def _scalar_like(x):
@@ -135,7 +136,7 @@ class NumbaCUDABackend(Backend):
         return out
 
     def binary(self, op, a, b):
-        if op not in fn.BINARY:
+        if op not in BINARY_OPS:
             raise ValueError(f"cuda backend: unknown binary op {op!r}; expected one of {BINARY_OPS}")
         a_scalar, b_scalar = _scalar_like(a), _scalar_like(b)
         if a_scalar and b_scalar:  # both scalars: a 0-d result on the device
@@ -148,6 +149,8 @@ class NumbaCUDABackend(Backend):
         da = np.ones(1, a.dtype) if not a_scalar else (a if isinstance(a, np.generic) else type(a)(1))
         db = np.ones(1, b.dtype) if not b_scalar else (b if isinstance(b, np.generic) else type(b)(1))
         dtype = _BINARY_NP[op](da, db).dtype
+        if op == "fmod" and dtype.kind in "iu":
+            op = "fmod_int"  # exact on integers (math.fmod would go through float64)
         if a_scalar or b_scalar:
             arr, scalar = (b, a) if a_scalar else (a, b)
             # compute in the common type of the array and the scalar

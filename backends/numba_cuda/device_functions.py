@@ -198,6 +198,31 @@ def _ne(x, y):
     return x != y
 
 
+# Numba's // and % follow Python (floor, the sign of y) on integers and floats, and
+# CUDA's numpy error model gives inf / nan for a float divided by zero (the ops keep
+# integer zeros out)
+def _floor_divide(x, y):
+    return x // y
+
+
+def _remainder(x, y):
+    return x % y
+
+
+def _fmod(x, y):
+    if y == 0 or math.isinf(x):  # C gives nan; Python's math.fmod (the simulator) raises
+        return math.nan
+    return math.fmod(x, y)
+
+
+def _fmod_int(x, y):
+    # C's fmod from Python's %: where their signs differ the two differ by y
+    r = x % y
+    if r != 0 and (r < 0) != (x < 0):
+        r -= y
+    return r
+
+
 UNARY = {name: device_function(f) for name, f in {
     "neg": _neg, "exp": _exp, "log": _log, "sin": _sin, "cos": _cos, "sqrt": _sqrt,
     "rsqrt": _rsqrt, "relu": _relu, "sigmoid": _sigmoid, "tanh": _tanh, "silu": _silu,
@@ -205,8 +230,10 @@ UNARY = {name: device_function(f) for name, f in {
 BINARY = {name: device_function(f) for name, f in {
     "add": _add, "sub": _sub, "mul": _mul, "div": _div, "pow": _pow,
     "maximum": _maximum, "minimum": _minimum, "gt": _gt, "ge": _ge, "lt": _lt,
-    "le": _le, "eq": _eq, "ne": _ne}.items()}
+    "le": _le, "eq": _eq, "ne": _ne, "floor_divide": _floor_divide, "remainder": _remainder,
+    "fmod": _fmod}.items()}
 assert set(UNARY) == set(UNARY_OPS) and set(BINARY) == set(BINARY_OPS)
+BINARY["fmod_int"] = device_function(_fmod_int)  # the backend's fmod on integer dtypes
 exp, log = UNARY["exp"], UNARY["log"]
 
 # first-maximum / first-minimum comparisons with NumPy's NaN rule (NaN wins, first NaN)
