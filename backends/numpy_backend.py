@@ -1,5 +1,8 @@
 """The reference backend: every kernel in a few lines of NumPy."""
+import contextvars
+import functools
 import math
+import threading
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -86,10 +89,65 @@ def _add_patches(patches, x_shape, stride, padding, dilation):
     return out[:, :, ph:ph + h, pw:pw + w]
 
 
+# NumPy warns about inf and nan results ("divide by zero encountered in log"); torch is
+# silent, and so are the kernels: each runs in a context of its thread's own in which
+# np.errstate ignores every floating-point error (a kernel that calls another is in it
+# already). The caller's own np.errstate is left as it was.
+_quiet = contextvars.ContextVar("opgraph_quiet_numpy", default=False)
+_contexts = threading.local()
+
+
+def _enter_quiet():
+    np.seterr(all="ignore")
+    _quiet.set(True)
+
+
+def quiet_context():
+    """This thread's context without floating-point warnings, or None when the caller
+    runs in it already; `context.run(f, *args)` calls f there."""
+    if _quiet.get():
+        return None
+    try:
+        return _contexts.context
+    except AttributeError:
+        context = _contexts.context = contextvars.Context()
+        context.run(_enter_quiet)
+        return context
+
+
+def quiet(kernel):
+    """`kernel` (a backend method) without NumPy's floating-point warnings."""
+    @functools.wraps(kernel)
+    def run(*args, **kwargs):
+        context = quiet_context()
+        if context is None:
+            return kernel(*args, **kwargs)
+        return context.run(kernel, *args, **kwargs)
+    return run
+
+
+# the other kernels that compute (sums, products): these can meet inf and nan too
+# (unary, binary, sum and matmul, the hot ones, run quietly without a wrapper's call)
+QUIET_KERNELS = ("tropical_matmul", "tropical_contract", "softmax", "log_softmax",
+                 "scatter_add", "index_put_add", "scatter_rows_add", "col2im", "conv_patches",
+                 "conv_patches_adjoint", "max_pool2d", "cross_entropy", "cross_entropy_grad",
+                 "activation_grad")
+
+
+def _quiet_kernels(cls):
+    for name in QUIET_KERNELS:
+        if name in cls.__dict__:
+            setattr(cls, name, quiet(cls.__dict__[name]))
+
+
 class NumpyBackend(Backend):
     name = "numpy"
     # elements of the (n, block, m) slab the tropical matmul materialises at once
     tropical_block_elements = 1 << 22
+
+    def __init_subclass__(cls, **kwargs):  # a subclass's kernels are quiet too (Numba's)
+        super().__init_subclass__(**kwargs)
+        _quiet_kernels(cls)
 
     # ---- creation and host transfer
     def asarray(self, data, dtype=None):
@@ -117,7 +175,8 @@ class NumpyBackend(Backend):
         except (KeyError, TypeError):
             raise ValueError(f"{self.name} backend: unknown unary op {op!r}; expected one of "
                              f"{sorted(_UNARY)}") from None
-        return kernel(a)
+        context = quiet_context()
+        return kernel(a) if context is None else context.run(kernel, a)
 
     def binary(self, op, a, b):
         try:
@@ -125,7 +184,8 @@ class NumpyBackend(Backend):
         except (KeyError, TypeError):
             raise ValueError(f"{self.name} backend: unknown binary op {op!r}; expected one of "
                              f"{sorted(_BINARY)}") from None
-        return kernel(a, b)
+        context = quiet_context()
+        return kernel(a, b) if context is None else context.run(kernel, a, b)
 
     def where(self, cond, a, b):
         return np.where(cond, a, b)
@@ -133,7 +193,10 @@ class NumpyBackend(Backend):
     # ---- reductions
     # the ufuncs' reduce directly: numpy.sum & co. add microseconds of dispatch per call
     def sum(self, a, axes=None, keepdims=False):
-        return np.add.reduce(a, axis=axes, keepdims=keepdims)
+        context = quiet_context()  # inf + -inf is nan, silently
+        if context is None:
+            return np.add.reduce(a, axis=axes, keepdims=keepdims)
+        return context.run(np.add.reduce, a, axis=axes, keepdims=keepdims)
 
     def max(self, a, axis=None, keepdims=False):
         return np.maximum.reduce(a, axis=axis, keepdims=keepdims)
@@ -259,7 +322,8 @@ class NumpyBackend(Backend):
 
     # ---- linear algebra
     def matmul(self, a, b):
-        return threads.matmul(a, b)  # BLAS on opgraph's thread count (threads.py)
+        context = quiet_context()  # BLAS on opgraph's thread count (threads.py)
+        return threads.matmul(a, b) if context is None else context.run(threads.matmul, a, b)
 
     def tropical_matmul(self, a, b, semiring):
         return self.semiring_matmul(a, b, semiring)
@@ -385,3 +449,6 @@ class NumpyBackend(Backend):
     def log_softmax(self, a, axis):
         shifted = a - np.max(a, axis=axis, keepdims=True)
         return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+_quiet_kernels(NumpyBackend)

@@ -94,8 +94,8 @@ def _sqrt(x):
 def _rsqrt(x):
     if x > 0:
         return 1 / math.sqrt(x)
-    if x == 0:
-        return math.inf
+    if x == 0:  # -0.0 gives -inf, as NumPy and torch
+        return math.copysign(math.inf, x)
     return math.nan
 
 
