@@ -154,35 +154,84 @@ def _fits(model, state):
                                           for k in own)
 
 
+def _weights(value):
+    return hasattr(value, "shape") and hasattr(value, "ndim")
+
+
+def _state_dicts(state, where=""):
+    """(path, state) for every dict of weights in a (nested) checkpoint, the whole file
+    first: {"model": ..., "optimizer": ..., "epoch": 3} gives ("model", ...) and the
+    optimizer's per-parameter entries."""
+    if all(_weights(v) for v in state.values()) and any(v.ndim for v in state.values()):
+        yield where, state
+        return
+    for key, value in state.items():
+        if isinstance(value, dict):
+            yield from _state_dicts(value, f"{where}.{key}" if where else str(key))
+
+
+def _summary(state):
+    """What a checkpoint holds, in a few words: model (a dict), epoch (int), ..."""
+    parts = []
+    for key, value in list(state.items())[:8]:
+        kind = (f"{len(value)} entries" if isinstance(value, dict) else
+                f"shape {tuple(value.shape)}" if _weights(value) and value.ndim else
+                "a number" if _weights(value) else type(value).__name__)
+        parts.append(f"{key!r} ({kind})")
+    return ", ".join(parts) + (", ..." if len(state) > 8 else "")
+
+
+def _fitting(state, model, image_shape, num_classes, backend):
+    """(registered models `state` fits, the config they were tried with)."""
+    config = {"model": model, "image_shape": image_shape or DEFAULT_IMAGE_SHAPE,
+              "num_classes": num_classes}
+    if config["num_classes"] is None:  # the last matrix is the classifier's weight
+        matrices = [v for v in state.values() if v.ndim == 2]
+        config["num_classes"] = int(matrices[-1].shape[0]) if matrices else 10
+    candidates = [model] if model is not None else names()
+    return [n for n in candidates
+            if _fits(build(n, config["image_shape"], config["num_classes"], backend), state)], \
+        config
+
+
 def load(path, model=None, image_shape=None, num_classes=None, backend=None):
     """The model saved at `path`, weights loaded, in eval mode.
 
     Files from `models.save` (and `train`) describe their model. For a plain state dict
     (from `opgraph.save`) give `model` (and `image_shape` / `num_classes` when not the
-    digits' (1, 8, 8) and 10), or let `load` find the one registered model it fits."""
+    digits' (1, 8, 8) and 10), or let `load` find the one registered model it fits. A
+    checkpoint that nests the state dict (`{"model": model.state_dict(), "optimizer":
+    ..., "epoch": 3}`) is searched for the one state dict that fits."""
     from opgraph.serialization import load as load_state
     path = os.fspath(path)
     state = load_state(path, backend=backend)
     config = _config_of(path)
     if config is None:
-        config = {"model": model, "image_shape": image_shape or DEFAULT_IMAGE_SHAPE,
-                  "num_classes": num_classes}
-        if config["num_classes"] is None:  # the last matrix is the classifier's weight
-            matrices = [v for v in state.values() if v.ndim == 2]
-            config["num_classes"] = int(matrices[-1].shape[0]) if matrices else 10
-        candidates = [model] if model is not None else names()
-        fitting = [n for n in candidates
-                   if _fits(build(n, config["image_shape"], config["num_classes"], backend),
-                            state)]
-        if len(fitting) != 1:
-            shape = "x".join(str(s) for s in config["image_shape"])
-            found = (f"it fits {fitting}" if fitting else
-                     f"it fits none of {candidates} for {shape} images and "
-                     f"{config['num_classes']} classes")
+        tried = [(where, sub) + _fitting(sub, model, image_shape, num_classes, backend)
+                 for where, sub in _state_dicts(state)]
+        found = [t for t in tried if len(t[2]) == 1]
+        if len(found) != 1:
+            shape = "x".join(str(s) for s in image_shape or DEFAULT_IMAGE_SHAPE)
+            candidates = [model] if model is not None else names()
+            if not tried:
+                what = f"it holds no weights: {_summary(state) or 'nothing'}"
+            elif len(found) > 1:
+                what = (f"it holds several state dicts that fit a model: "
+                        f"{', '.join(repr(t[0]) for t in found)}")
+            elif len(tried) == 1 and tried[0][0] == "" and len(tried[0][2]) > 1:
+                what = f"it fits {tried[0][2]}"
+            elif len(tried) == 1 and tried[0][0] == "":
+                what = (f"it fits none of {candidates} for {shape} images and "
+                        f"{tried[0][3]['num_classes']} classes")
+            else:
+                what = (f"it holds {_summary(state)}, and none of its state dicts "
+                        f"({', '.join(repr(t[0]) for t in tried[:4])}) fits one of {candidates} "
+                        f"for {shape} images")
             raise ValueError(f"models.load: {path} does not say which model it holds (it was "
-                             f"saved by opgraph.save, not opgraph.models.save) and {found}; "
+                             f"saved by opgraph.save, not opgraph.models.save) and {what}; "
                              "pass model=..., image_shape=... and num_classes=...")
-        config["model"] = fitting[0]
+        _, state, (name,), config = found[0]
+        config["model"] = name
     elif model is not None and model != config["model"]:
         raise ValueError(f"models.load: {path} holds a {config['model']!r} model, not {model!r}")
     net = build(config["model"], config["image_shape"], config["num_classes"], backend)
@@ -289,6 +338,9 @@ def read_image(path, image_shape=DEFAULT_IMAGE_SHAPE, invert="auto"):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"read_image: no such file: {path}")
     if suffix == ".npy":
+        with open(path, "rb") as f:
+            if f.read(6) != b"\x93NUMPY":
+                raise ValueError(f"read_image: {path} is not a NumPy .npy file (no .npy header)")
         try:
             x = np.load(path, allow_pickle=False)
         except (ValueError, OSError) as e:
@@ -330,6 +382,12 @@ def read_image(path, image_shape=DEFAULT_IMAGE_SHAPE, invert="auto"):
     else:
         raise ValueError(f"read_image: {path}: unsupported file type {suffix or '(none)'}; "
                          f"use .npy or a picture ({', '.join(IMAGE_FILES)})")
+    if not len(x):
+        raise ValueError(f"read_image: {path} holds no images (shape {x.shape})")
+    bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+    if bad:
+        raise ValueError(f"read_image: {path} has {bad} NaN or infinite pixel"
+                         f"{'s' if bad > 1 else ''} of {np.size(x)}")
     if invert == "auto":
         border = np.concatenate([x[..., 0, :].ravel(), x[..., -1, :].ravel(),
                                  x[..., :, 0].ravel(), x[..., :, -1].ravel()])

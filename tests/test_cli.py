@@ -216,6 +216,51 @@ def test_models_load_of_a_plain_state_dict_finds_the_model(trained, tmp_path):
         models.load(trained, model="mlp")
 
 
+def test_models_load_finds_the_model_in_a_nested_checkpoint(trained, tmp_path, capsys):
+    model = models.load(trained)
+    optimizer = opgraph.optim.Adam(model.parameters())
+    checkpoint = tmp_path / "checkpoint.npz"
+    opgraph.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": 3},
+                 checkpoint)
+    again = models.load(checkpoint)
+    assert again.model_config["model"] == "cnn"
+    (_, _), (x, _) = opgraph.data.load_digits()
+    np.testing.assert_array_equal(models.predict(again, x[:20])[0],
+                                  models.predict(model, x[:20])[0])
+    assert main(["evaluate", str(checkpoint)]) == 0
+    assert "accuracy" in capsys.readouterr().out
+    # no weights, or two state dicts that both fit: a one-line error saying what is there
+    opgraph.save({"epoch": 3, "lr": 0.1}, tmp_path / "meta.npz")
+    opgraph.save({"a": model.state_dict(), "b": model.state_dict()}, tmp_path / "two.npz")
+    for name, message in (("meta.npz", "it holds no weights: 'epoch' (a number), 'lr'"),
+                          ("two.npz", "several state dicts that fit a model: 'a', 'b'")):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            models.load(tmp_path / name)
+        assert main(["evaluate", str(tmp_path / name)]) == 2
+        assert message in _one_line_error(capsys)[1]
+
+
+def test_predict_refuses_non_finite_empty_and_broken_images(trained, tmp_path, capsys):
+    np.save(tmp_path / "nan.npy", np.full((8, 8), np.nan, np.float32))
+    inf = np.zeros((2, 8, 8), np.float32)
+    inf[1, 3, 3] = np.inf
+    np.save(tmp_path / "inf.npy", inf)
+    np.save(tmp_path / "none.npy", np.zeros((0, 8, 8), np.float32))
+    (tmp_path / "junk.npy").write_bytes(b"not an array")
+    (tmp_path / "junk.png").write_bytes(b"not a picture")
+    for name, message in (("nan.npy", "has 64 NaN or infinite pixels of 64"),
+                          ("inf.npy", "has 1 NaN or infinite pixel of 128"),
+                          ("none.npy", "holds no images"),
+                          ("junk.npy", "is not a NumPy .npy file")):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            models.read_image(tmp_path / name)
+        assert main(["predict", str(trained), str(tmp_path / name)]) == 2
+        assert message in _one_line_error(capsys)[1]
+    if HAS_MPL:
+        assert main(["predict", str(trained), str(tmp_path / "junk.png")]) == 2
+        assert "cannot read" in _one_line_error(capsys)[1]
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda: models.build("resnet"), "unknown model 'resnet'"),
     (lambda: models.build("cnn", image_shape=(8, 8)), "image_shape"),
