@@ -448,13 +448,18 @@ def flatten(x, start_dim=0, end_dim=-1):
 
 
 def squeeze(x, dim=None):
+    """x without its size-1 dims (all, one, or a tuple of them, as torch): a named dim of
+    another size stays."""
     x = _tensor("Squeeze", x)
     if dim is None:
         return reshape(x, tuple(n for n in x.shape if n != 1))
-    dim = normalize_axis("Squeeze", dim, x.ndim)
-    if x.ndim == 0 or x.shape[dim] != 1:
+    dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+    dims = {normalize_axis("Squeeze", d, x.ndim) for d in dims}
+    if len(dims) != len(dim if isinstance(dim, (tuple, list)) else (dim,)):
+        raise ValueError(f"Squeeze: dim {dim} appears more than once")
+    if x.ndim == 0:
         return x
-    return reshape(x, x.shape[:dim] + x.shape[dim + 1:])
+    return reshape(x, tuple(n for i, n in enumerate(x.shape) if i not in dims or n != 1))
 
 
 def unsqueeze(x, dim):

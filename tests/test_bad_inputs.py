@@ -254,6 +254,9 @@ BAD_INPUTS = {
         (lambda: og.flatten(X(), 0.5), TypeError, r"Flatten: dim must be an int"),
     ],
     "squeeze": [
+        (lambda: X(1, 3).squeeze((0, -2)), ValueError,
+         r"Squeeze: dim \(0, -2\) appears more than once"),
+        (lambda: X(1, 3).squeeze((0, 5)), DIM, r"Squeeze: dim 5 is out of range"),
         (lambda: og.squeeze(X(), 5), DIM, r"Squeeze: dim 5 is out of range"),
         (lambda: og.squeeze(X(), 0.5), TypeError, r"Squeeze: dim must be an int"),
     ],

@@ -557,3 +557,11 @@ def test_remainder_and_fmod_gradients_by_hand():
     a.grad = b.grad = None
     (a // b).sum().backward()
     assert not a.grad.numpy().any() and not b.grad.numpy().any()
+
+
+def test_squeeze_takes_a_tuple_of_dims():
+    x = og.randn(1, 3, 1, 2, seed=0, requires_grad=True)
+    assert x.squeeze((0, 2)).shape == (3, 2) and x.squeeze([0, 1]).shape == (3, 1, 2)
+    assert x.squeeze(()).shape == x.shape and og.squeeze(x, (-2,)).shape == (1, 3, 2)
+    x.squeeze((0, 2)).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.ones((1, 3, 1, 2)))
