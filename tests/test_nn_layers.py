@@ -486,3 +486,16 @@ def test_embedding_module_max_norm_and_from_pretrained():
     assert not frozen.weight.requires_grad and frozen.weight.dtype == np.float64
     assert frozen(og.tensor([1])).tolist() == [[3.0, 4.0]]
     assert nn.Embedding.from_pretrained(table, freeze=False).weight.requires_grad
+
+
+def test_container_indices_out_of_range_name_the_container():
+    seq = nn.Sequential(nn.ReLU(), nn.Tanh())
+    assert type(seq[-1]).__name__ == "Tanh" and type(seq[0]).__name__ == "ReLU"
+    for call, match in ((lambda: seq[2], r"Sequential: index 2 is out of range \(it holds 2\)"),
+                        (lambda: nn.ModuleList([nn.ReLU()])[-2], r"ModuleList: index -2"),
+                        (lambda: nn.ParameterList([og.ones(1, requires_grad=True)])[1],
+                         r"ParameterList: index 1")):
+        with pytest.raises(IndexError, match=match):
+            call()
+    with pytest.raises(TypeError, match="Sequential: indices must be ints or slices, got str"):
+        seq["0"]

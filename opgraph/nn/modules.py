@@ -315,6 +315,17 @@ class Module:
 # containers
 
 
+
+def _item(container, items, i):
+    """items[i] for a Sequential / ModuleList / ParameterList, or torch's IndexError
+    naming the container."""
+    name = type(container).__name__
+    if isinstance(i, bool) or not hasattr(i, "__index__"):
+        raise TypeError(f"{name}: indices must be ints or slices, got {type(i).__name__}")
+    if not -len(items) <= i < len(items):
+        raise IndexError(f"{name}: index {i} is out of range (it holds {len(items)})")
+    return items[i]
+
 class Sequential(Module):
     """Modules applied one after another: `Sequential(Linear(4, 8), ReLU(), Linear(8, 2))`."""
 
@@ -336,7 +347,7 @@ class Sequential(Module):
         mods = list(self._modules.values())
         if isinstance(i, slice):
             return Sequential(*mods[i])
-        return mods[i]
+        return _item(self, mods, i)
 
     def __len__(self):
         return len(self._modules)
@@ -384,7 +395,7 @@ class ModuleList(Module):
 
     def __getitem__(self, i):
         mods = list(self._modules.values())
-        return type(self)(mods[i]) if isinstance(i, slice) else mods[i]
+        return type(self)(mods[i]) if isinstance(i, slice) else _item(self, mods, i)
 
     def __setitem__(self, i, module):
         mods = list(self._modules.values())
@@ -480,7 +491,7 @@ class ParameterList(Module):
 
     def __getitem__(self, i):
         params = list(self._parameters.values())
-        return ParameterList(params[i]) if isinstance(i, slice) else params[i]
+        return ParameterList(params[i]) if isinstance(i, slice) else _item(self, params, i)
 
     def __setitem__(self, i, value):
         i = range(len(self))[i]

@@ -60,6 +60,14 @@ def _cell_step(mode, gx, h, c, w_hh, b_hh):
     return (pre.tanh() if mode == "RNN_TANH" else pre.relu()), None
 
 
+
+def _float_input(name, input):
+    # as torch: a recurrent layer takes float input (an integer sequence is embedded first)
+    if input.dtype.kind != "f":
+        raise TypeError(f"{name}: input must be a floating-point tensor, got dtype {input.dtype} "
+                        f"(shape {tuple(input.shape)}); convert with .float() or use an "
+                        "nn.Embedding for token ids")
+
 class RNNBase(Module):
     """The shared machinery of RNN, LSTM and GRU (see the module docstring)."""
 
@@ -120,6 +128,7 @@ class RNNBase(Module):
         if input.ndim not in (2, 3):
             raise ValueError(f"{name}: expected a 2-D (unbatched) or 3-D input, got shape "
                              f"{tuple(input.shape)}")
+        _float_input(name, input)
         batched = input.ndim == 3
         x = input if batched else input.unsqueeze(1)
         if batched and self.batch_first:
@@ -285,6 +294,7 @@ class _CellBase(Module):
         if input.shape[-1] != self.input_size:
             raise ValueError(f"{name}: input of shape {tuple(input.shape)} has "
                              f"{input.shape[-1]} features, expected {self.input_size}")
+        _float_input(name, input)
         batched = input.ndim == 2
         x = input if batched else input.unsqueeze(0)
         gx = _fn.matmul(x, self.weight_ih.T)
