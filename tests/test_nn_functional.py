@@ -538,3 +538,17 @@ def test_python_scalars_keep_every_digit_in_float64():
     np.testing.assert_array_equal((x + 0.7).numpy(), np.array([1.0, 2.0]) + 0.7)
     np.testing.assert_array_equal((x * 0.1).numpy(), np.array([1.0, 2.0]) * 0.1)
     assert (og.ones(2) * 0.7).dtype == np.float32
+
+
+@pytest.mark.parametrize("p", [1, 2, 3])
+def test_normalize_of_a_zero_row_has_the_gradient_one_over_eps(p):
+    # below eps the result is x / eps, so its gradient is 1 / eps there (as torch), not nan
+    x = og.tensor([[0.0, 0.0, 0.0], [1.0, -2.0, 0.5]], dtype=np.float64, requires_grad=True)
+    w = np.arange(6.0).reshape(2, 3)
+    (F.normalize(x, p=p, eps=1e-6) * og.tensor(w)).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy()[0], w[0] / 1e-6)
+    row = np.array([1.0, -2.0, 0.5])  # the other row: finite differences
+    def f(r):
+        return (r / (np.abs(r) ** p).sum() ** (1 / p) * w[1]).sum()
+    numeric = [(f(row + h) - f(row - h)) / 2e-6 for h in np.eye(3) * 1e-6]
+    np.testing.assert_allclose(x.grad.numpy()[1], numeric, rtol=1e-6)

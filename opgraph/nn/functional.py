@@ -617,14 +617,19 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-05):
 
 def normalize(input, p=2.0, dim=1, eps=1e-12):
     """input / max(‖input‖_p along dim, eps)."""
-    if p == 2:
-        norm = (input * input).sum(dim, keepdim=True).sqrt()
-    elif p == 1:
-        norm = input.abs().sum(dim, keepdim=True)
-    else:
-        norm = (input.abs() ** p).sum(dim, keepdim=True) ** (1.0 / p)
     b = input.backend
-    small = b.binary("lt", norm.data, eps)
+    if p == 1:
+        norm = input.abs().sum(dim, keepdim=True)
+        small = b.binary("lt", norm.data, eps)
+    else:
+        def p_norm(x):
+            return (x * x).sum(dim, keepdim=True).sqrt() if p == 2 else \
+                (x.abs() ** p).sum(dim, keepdim=True) ** (1.0 / p)
+        small = b.binary("lt", p_norm(input.detach()).data, eps)
+        # below eps the result is input / eps (as torch: the gradient there is 1 / eps); the
+        # norm of those rows is taken of ones, so that the infinite slopes of the root and
+        # of |x|^p at 0 stay out of the graph (0 · inf would be nan)
+        norm = p_norm(_Where(small)(Tensor._make(b.full((), 1, input.dtype), b), input))
     return input / _Where(small)(Tensor._make(b.full((), eps, norm.dtype), b), norm)
 
 
