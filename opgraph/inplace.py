@@ -69,7 +69,10 @@ def _raw_operands(t, operands):
     """The operands as backend arrays and plain numbers, or None when one needs the
     general path (conversion, another backend, a shape that does not broadcast to t's)."""
     arrays = []
-    for o in operands:
+    exact = t.dtype.kind != "f"  # an integer tensor meeting a float: the general path says
+    for o in operands:           # torch's result dtype (NumPy's would be float64)
+        if exact and (isinstance(o, float) or isinstance(o, Tensor) and o.dtype.kind == "f"):
+            return None
         if isinstance(o, Tensor):
             if o.backend is not t.backend or not _broadcasts(o.shape, t.shape):
                 return None

@@ -500,7 +500,10 @@ BAD_INPUTS = {
                                                              r"expanded"),
     ],
     "sub_": [(lambda: X().sub_(X(4)), ValueError, r"Sub: shapes \(2, 3\) and \(4,\)")],
-    "mul_": [(lambda: X().mul_(None), TypeError, r"Mul: expected a Tensor.*NoneType")],
+    "mul_": [(lambda: X().mul_(None), TypeError, r"Mul: expected a Tensor.*NoneType"),
+             (lambda: I().mul_(2.5), RuntimeError,  # torch's result dtype, not NumPy's float64
+              r"mul_: result type float32 can't be cast to the desired output type int64"),
+             (lambda: I().mul_(og.tensor(1.5)), RuntimeError, r"mul_: result type float32")],
     "floor_divide_": [(lambda: X().requires_grad_().floor_divide_(2), RuntimeError,
                        r"floor_divide_:.*leaf"),
                       (lambda: I().floor_divide_(0), ZeroDivisionError, r"FloorDivide")],
