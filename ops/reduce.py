@@ -1,6 +1,8 @@
 """Reductions over dims."""
 import warnings
 
+import numpy as np
+
 from opgraph.operation import Operation
 
 from .shape import DimError, check_flag, normalize_axis
@@ -23,7 +25,8 @@ def _kept_shape(shape, axes):
 
 
 class SumDim(Operation):
-    """y = Σ x over dims (all when None);  dx = dy broadcast back to x.shape"""
+    """y = Σ x over dims (all when None; integer and bool sums are int64, as torch);
+    dx = dy broadcast back to x.shape"""
     saves = ()
 
     def __init__(self, dims=None, keepdim=False):
@@ -33,6 +36,8 @@ class SumDim(Operation):
     def forward(self, x):
         self.in_shape = x.shape
         self.axes = _axes(self.name, self.dims, len(x.shape))
+        if x.dtype.kind in "biu" and x.dtype != np.int64:  # NumPy: uint8 sums are uint64
+            x = self.backend.astype(x, np.int64)
         return self.backend.sum(x, self.axes, self.keepdim)
 
     def backward(self, grad):

@@ -356,3 +356,12 @@ def test_the_callers_errstate_is_left_alone():
         with pytest.raises(FloatingPointError):
             np.float64(1.0) / np.float64(0.0)
     assert np.geterr()["divide"] == "warn"
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int8, np.int32, np.bool_])
+def test_integer_and_bool_sums_are_int64(backend, dtype):
+    x = og.tensor(np.array([[200, 100], [1, 0]]).astype(dtype), backend=backend)
+    want = np.array([[200, 100], [1, 0]]).astype(dtype).astype(np.int64)
+    assert x.sum().dtype == np.int64 and x.sum().item() == want.sum()  # uint8: not mod 256
+    np.testing.assert_array_equal(x.sum(0).numpy(), want.sum(0))
+    assert x.sum(-1, keepdim=True).dtype == np.int64
