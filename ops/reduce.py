@@ -124,7 +124,8 @@ class MinDim(MaxDim):
 
 class AMax(Operation):
     """y = max of x over dims (all when None), NaN if a slice holds NaN;
-    dx = dy / m at each of the m maxima of a slice (ties share evenly, as torch.amax), 0 elsewhere"""
+    dx = dy / m at each of the m maxima of a slice (ties share evenly, as torch.amax; in a
+    slice holding NaN, its m NaNs), 0 elsewhere"""
     saves = (0,)
     kind = "max"
 
@@ -155,7 +156,10 @@ class AMax(Operation):
         bk = self.backend
         x = self.inputs[0]
         kept = self._kept(x.data) if self.axes else x.data
-        hit = bk.astype(bk.binary("eq", x.data, kept), grad.dtype)
+        hit = bk.binary("eq", x.data, kept)
+        if x.dtype.kind == "f":  # a NaN slice: its NaNs share the gradient (as torch.max())
+            hit = bk.where(bk.binary("ne", kept, kept), bk.binary("ne", x.data, x.data), hit)
+        hit = bk.astype(hit, grad.dtype)
         share = bk.binary("div", hit, bk.sum(hit, self.axes, True))
         kept = Reshape(_kept_shape(self.in_shape, self.axes))(grad)
         return (BroadcastTo(self.in_shape)(kept) * self.constant(share),)

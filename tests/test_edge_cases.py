@@ -365,3 +365,13 @@ def test_integer_and_bool_sums_are_int64(backend, dtype):
     assert x.sum().dtype == np.int64 and x.sum().item() == want.sum()  # uint8: not mod 256
     np.testing.assert_array_equal(x.sum(0).numpy(), want.sum(0))
     assert x.sum(-1, keepdim=True).dtype == np.int64
+
+
+def test_max_of_a_tensor_with_nan_shares_the_gradient_among_its_nans(backend):
+    x = og.tensor([np.nan, 1.0, np.nan, 3.0], requires_grad=True, backend=backend)
+    assert np.isnan(x.max().item())
+    x.max().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.5, 0.0, 0.5, 0.0])  # as torch.max()
+    y = og.tensor([[np.nan, 1.0], [2.0, 5.0]], requires_grad=True, backend=backend)
+    y.amin(1).sum().backward()
+    np.testing.assert_array_equal(y.grad.numpy(), [[1.0, 0.0], [1.0, 0.0]])
