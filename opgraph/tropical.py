@@ -42,7 +42,7 @@ __all__ = ["max_independent_set", "count_max_independent_sets", "spin_glass_grou
 
 MAX_INTERMEDIATE = 2 ** 27   # default bound on the largest tensor, entries (1 GiB of float64)
 MAX_MEMORY = 4 * 2 ** 30     # default bound on the estimated peak memory, bytes
-MAX_COST = 2 ** 38           # default time bound: tropical multiply-adds (minutes)
+MAX_COST = 2 ** 39           # default time bound: tropical multiply-adds (minutes)
 ORDER_SECONDS = 10.0         # the most time optimize="auto" spends on the order
 _RATE = 3e8                  # multiply-adds per second the estimates assume
 
@@ -697,7 +697,7 @@ def max_independent_set(graph, weights=None, *, optimize="auto", backend=None,
     docs/tropical.md; default 4 GiB). A contraction over either is sliced (a few
     vertices fixed per slice, the slices combined by max) until each slice fits.
     max_cost: the time bound in tropical multiply-adds over all slices (default
-    2^38). None: no bound. Beyond them: ContractionTooLarge (a MemoryError) naming
+    2^39). None: no bound. Beyond them: ContractionTooLarge (a MemoryError) naming
     the estimated peak in GB.
     progress: None, True (tqdm bars on stderr) or progress(stage, done, total, note)
     with stage "compile" (Numba), "order" or "contract". seed: of the order search.
