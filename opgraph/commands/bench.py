@@ -81,12 +81,16 @@ def run(args):
         result["compile_times"] = bench.compile_times()
         print(bench.format_compile_times(result["compile_times"]))
     if args.json:
-        import os
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1, default=str)
-        print(f"wrote {args.json}")
+        _write_json(args.json, result)
     return 0
+
+
+def _write_json(path, result):
+    import os
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(result, f, indent=1, default=str)
+    print(f"wrote {path}")
 
 
 def _run_mis(args, backends, words):
@@ -110,9 +114,5 @@ def _run_mis(args, backends, words):
           "(contraction and configuration), best of the repeats after a warm-up call; "
           "records: GenericTensorNetworks.jl with TreeSA orders")
     if args.json:
-        import os
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1, default=str)
-        print(f"wrote {args.json}")
+        _write_json(args.json, result)
     return 0
