@@ -36,10 +36,17 @@ def plot_confusion(confusion, path, title):
 
 
 def load_model(path, backend=None):
-    """(model, None) or (None, exit code) after a one-line error."""
+    """(model, None) or (None, exit code) after a one-line error. `backend`, when given,
+    becomes the default backend first (the model's and the inputs' tensors live there)."""
     import os
+    import opgraph
     from opgraph import models
     from ._cli import fail
+    if backend is not None:
+        try:
+            opgraph.set_default_backend(backend)
+        except (RuntimeError, ImportError) as e:
+            return None, fail(e)
     if not os.path.isfile(path):
         return None, fail(f"no such weights file: {path!r} (write one with: train --out {path})")
     try:
@@ -55,19 +62,13 @@ def describe(model):
 
 
 def run(args):
-    import opgraph
     from opgraph import models
     from ._cli import FAILED, fail, plot_path
     from .train import load_data
 
     if args.plot:
         plot_path(args.plot)
-    if args.backend is not None:
-        try:
-            opgraph.set_default_backend(args.backend)
-        except (RuntimeError, ImportError) as e:
-            return fail(e)
-    model, code = load_model(args.weights)
+    model, code = load_model(args.weights, args.backend)
     if model is None:
         return code
     try:

@@ -21,18 +21,12 @@ def add_arguments(parser):
 def run(args):
     import numpy as np
 
-    import opgraph
     from opgraph import models
     from ._cli import fail, number
     from .evaluate import describe, load_model
 
     number(args.top, "--top", minimum=1, integer=True)
-    if args.backend is not None:
-        try:
-            opgraph.set_default_backend(args.backend)
-        except (RuntimeError, ImportError) as e:
-            return fail(e)
-    model, code = load_model(args.weights)
+    model, code = load_model(args.weights, args.backend)
     if model is None:
         return code
     invert = {"auto": "auto", "yes": True, "no": False}[args.invert]
