@@ -1,12 +1,15 @@
 """Shared pieces of the `mis` and `spinglass` commands: graph loading, the
 contraction report, and --plot."""
 import sys
+import time
 
 from ._cli import UsageError, plot_path
 from .graph_specs import SPEC_HELP, GraphSpecError, parse_graph
 
 
-def add_common_arguments(parser):
+def add_common_arguments(parser, random_option, random_help):
+    """The graph and the options both solvers take; `random_option` (--random-...) seeds
+    the random problem data that `random_help` describes."""
     parser.add_argument("graph", help=f"graph spec: {SPEC_HELP}")
     parser.add_argument("--optimize", default="auto",
                         choices=["auto", "treesa", "min_fill", "min_degree", "greedy"],
@@ -22,6 +25,7 @@ def add_common_arguments(parser):
     parser.add_argument("--plot", metavar="PNG", default=None,
                         help="draw the graph with the solution highlighted (needs matplotlib: "
                              "pip install 'opgraph[plot]')")
+    parser.add_argument(random_option, type=seed, metavar="SEED", default=None, help=random_help)
 
 
 def seed(text):
@@ -97,6 +101,21 @@ def finish(hook):
 def fail(message, code=1):
     print(f"error: {message}", file=sys.stderr)
     return code
+
+
+def solve(args, solver, *problem):
+    """solver(*problem) with --optimize, --backend and the progress bars:
+    ((solution, seconds, hook), None), or (None, exit code) after a one-line error."""
+    hook = progress(args)
+    start = time.perf_counter()
+    try:
+        solution = solver(*problem, optimize=args.optimize, backend=args.backend, progress=hook)
+        seconds = time.perf_counter() - start
+    except (ValueError, TypeError, RuntimeError, MemoryError) as e:
+        return None, fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+    finally:
+        finish(hook)
+    return (solution, seconds, hook), None
 
 
 def load_graph(spec):

@@ -1,16 +1,13 @@
 """python -m opgraph mis GRAPH: maximum (weighted) independent set by a max_plus
 tropical tensor network; the configuration is the gradient w.r.t. the vertex weights."""
-import time
-
-from ._solver_cli import (add_common_arguments, check_arguments, describe, draw, fail,
-                          load_graph, node_list, print_contraction, progress, finish, seed)
+from ._solver_cli import (add_common_arguments, check_arguments, describe, draw, load_graph,
+                          node_list, print_contraction, solve)
 
 
 def add_arguments(parser):
-    add_common_arguments(parser)
-    parser.add_argument("--random-weights", type=seed, metavar="SEED", default=None,
-                        help="integer vertex weights drawn uniformly from 1..9 with this seed "
-                             "(default: every weight is 1)")
+    add_common_arguments(parser, "--random-weights",
+                         "integer vertex weights drawn uniformly from 1..9 with this seed "
+                         "(default: every weight is 1)")
 
 
 def run(args):
@@ -25,17 +22,10 @@ def run(args):
     if args.random_weights is not None:
         rng = np.random.default_rng(args.random_weights)
         weights = {v: float(rng.integers(1, 10)) for v in graph.nodes}
-    hook = progress(args)
-    start = time.perf_counter()
-    try:
-        solution = tropical.max_independent_set(
-            graph, weights, optimize=args.optimize, backend=args.backend,
-            progress=hook)
-    except (ValueError, TypeError, RuntimeError, MemoryError) as e:
-        finish(hook)
-        return fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
-    seconds = time.perf_counter() - start
-    finish(hook)
+    solved, code = solve(args, tropical.max_independent_set, graph, weights)
+    if solved is None:
+        return code
+    solution, seconds, hook = solved
     value, config = solution
     chosen = [v for v in graph.nodes if config[v]]
     print(f"graph: {args.graph} ({describe(graph)})")

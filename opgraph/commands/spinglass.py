@@ -1,17 +1,14 @@
 """python -m opgraph spinglass GRAPH: Ising spin-glass ground state by a min_plus
 tropical tensor network; the spins are the gradient of the energy w.r.t. the fields."""
-import time
-
 from ._cli import number
-from ._solver_cli import (add_common_arguments, check_arguments, describe, draw, fail,
-                          load_graph, node_list, print_contraction, progress, finish, seed)
+from ._solver_cli import (add_common_arguments, check_arguments, describe, draw, load_graph,
+                          node_list, print_contraction, solve)
 
 
 def add_arguments(parser):
-    add_common_arguments(parser)
-    parser.add_argument("--random-couplings", type=seed, metavar="SEED", default=None,
-                        help="couplings J = ±1 drawn uniformly with this seed (default: J = 1 on "
-                             "every edge, or the third column of an edge-list file)")
+    add_common_arguments(parser, "--random-couplings",
+                         "couplings J = ±1 drawn uniformly with this seed (default: J = 1 on "
+                         "every edge, or the third column of an edge-list file)")
     parser.add_argument("--field", type=float, default=0.0, metavar="H",
                         help="a uniform field h on every vertex (default 0)")
 
@@ -31,17 +28,10 @@ def run(args):
         J = {e: float(rng.choice([-1.0, 1.0])) for e in edges}
     else:
         J = {(u, v): float(graph.edges[u, v].get("weight", 1.0)) for u, v in edges}
-    hook = progress(args)
-    start = time.perf_counter()
-    try:
-        solution = tropical.spin_glass_ground_state(
-            graph, J, args.field, optimize=args.optimize, backend=args.backend,
-            progress=hook)
-    except (ValueError, TypeError, RuntimeError, MemoryError) as e:
-        finish(hook)
-        return fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
-    seconds = time.perf_counter() - start
-    finish(hook)
+    solved, code = solve(args, tropical.spin_glass_ground_state, graph, J, args.field)
+    if solved is None:
+        return code
+    solution, seconds, hook = solved
     energy, spins = solution
     up = [v for v in graph.nodes if spins[v] > 0]
     print(f"graph: {args.graph} ({describe(graph)})")
