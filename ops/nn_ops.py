@@ -6,29 +6,12 @@ from .shape import normalize_axis
 from opgraph.backends.base import check_index_dtype
 
 
-class Softmax(Operation):
-    """y = exp(x - max) / Σ exp(x - max) along dim;  dx = y · (dy - Σ(dy · y) along dim)"""
+class _SoftmaxFamily(Operation):
+    """Softmax and LogSoftmax: the backend's row kernel `kernel` along dim; an empty
+    input gives an empty result (nothing to normalise), as torch."""
     floating = True
     saves = ("output",)
-
-    def __init__(self, dim=-1):
-        self.dim = dim
-
-    def forward(self, x):
-        self.dim = normalize_axis(self.name, self.dim, len(x.shape))
-        if 0 in x.shape:  # nothing to normalise: an empty result, as torch
-            return self.backend.zeros(x.shape, x.dtype)
-        return self.backend.softmax(x, self.dim)
-
-    def backward(self, grad):
-        y = self.output
-        return (y * (grad - (grad * y).sum(self.dim, keepdim=True)),)
-
-
-class LogSoftmax(Operation):
-    """y = x - max - log Σ exp(x - max) along dim;  dx = dy - exp(y) · Σ dy along dim"""
-    floating = True
-    saves = ("output",)
+    kernel = None
 
     def __init__(self, dim=-1):
         self.dim = dim
@@ -37,7 +20,21 @@ class LogSoftmax(Operation):
         self.dim = normalize_axis(self.name, self.dim, len(x.shape))
         if 0 in x.shape:
             return self.backend.zeros(x.shape, x.dtype)
-        return self.backend.log_softmax(x, self.dim)
+        return getattr(self.backend, self.kernel)(x, self.dim)
+
+
+class Softmax(_SoftmaxFamily):
+    """y = exp(x - max) / Σ exp(x - max) along dim;  dx = y · (dy - Σ(dy · y) along dim)"""
+    kernel = "softmax"
+
+    def backward(self, grad):
+        y = self.output
+        return (y * (grad - (grad * y).sum(self.dim, keepdim=True)),)
+
+
+class LogSoftmax(_SoftmaxFamily):
+    """y = x - max - log Σ exp(x - max) along dim;  dx = dy - exp(y) · Σ dy along dim"""
+    kernel = "log_softmax"
 
     def backward(self, grad):
         y = self.output
