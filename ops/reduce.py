@@ -24,6 +24,13 @@ def _kept_shape(shape, axes):
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
+def _count(shape, axes):
+    n = 1
+    for a in axes:
+        n *= shape[a]
+    return n
+
+
 class SumDim(Operation):
     """y = Σ x over dims (all when None; integer and bool sums are int64, as torch);
     dx = dy broadcast back to x.shape"""
@@ -41,34 +48,27 @@ class SumDim(Operation):
         return self.backend.sum(x, self.axes, self.keepdim)
 
     def backward(self, grad):
+        return (self._spread(grad),)
+
+    def _spread(self, grad):
         kept = Reshape(_kept_shape(self.in_shape, self.axes))(grad)
-        return (BroadcastTo(self.in_shape)(kept),)
+        return BroadcastTo(self.in_shape)(kept)
 
 
-class MeanDim(Operation):
+class MeanDim(SumDim):
     """y = Σ x over dims / count (NaN for an empty reduction, as torch);
     dx = dy / count broadcast back to x.shape"""
     floating = True
-    saves = ()
-
-    def __init__(self, dims=None, keepdim=False):
-        self.dims, self.keepdim = dims, check_flag(
-            lambda: f"{self.name} ({self.name[:-3].lower()})", "keepdim", keepdim)
 
     def forward(self, x):
-        self.in_shape = x.shape
-        self.axes = _axes(self.name, self.dims, len(x.shape))
-        self.count = 1
-        for a in self.axes:
-            self.count *= x.shape[a]
-        total = self.backend.sum(x, self.axes, self.keepdim)
+        total = super().forward(x)
+        self.count = _count(x.shape, self.axes)
         if self.count == 0:
             return self.backend.full(total.shape, float("nan"), total.dtype)
         return self.backend.binary("div", total, self.count)
 
     def backward(self, grad):
-        kept = Reshape(_kept_shape(self.in_shape, self.axes))(grad / max(self.count, 1))
-        return (BroadcastTo(self.in_shape)(kept),)
+        return (self._spread(grad / max(self.count, 1)),)
 
 
 class MaxDim(Operation):
@@ -169,13 +169,6 @@ class AMin(AMax):
     """y = min of x over dims (all when None), NaN if a slice holds NaN;
     dx = dy / m at each of the m minima of a slice (ties share evenly, as torch.amin), 0 elsewhere"""
     kind = "min"
-
-
-def _count(shape, axes):
-    n = 1
-    for a in axes:
-        n *= shape[a]
-    return n
 
 
 class Var(Operation):
