@@ -362,6 +362,17 @@ def test_every_launched_kernel_lowers_for_the_cuda_target(cu, tmp_path):
         assert job.returncode == 0, out
 
 
+def _reductions_and_products(cu, a, sum_axis):
+    cu.sum(a, (sum_axis,))
+    cu.max(a, 1)
+    cu.min(a, 1)
+    cu.softmax(a, 1)
+    cu.log_softmax(a, 1)
+    cu.matmul(a, cu.transpose(a, (1, 0)))
+    for s in backends.SEMIRINGS:
+        cu.tropical_matmul(a, cu.transpose(a, (1, 0)), s)
+
+
 def _exercise_every_kernel(cu):
     f32 = cu.asarray(np.arange(1, 13, dtype=np.float32).reshape(3, 4))  # no 0: no 0/0 warnings
     f64 = cu.astype(f32, np.float64)
@@ -375,19 +386,13 @@ def _exercise_every_kernel(cu):
             cu.binary(op, a, 2.0)
             cu.binary(op, 2.0, a)
         cu.where(cu.binary("gt", a, 3.0), a, a)
-        cu.sum(a, (0,))
-        cu.max(a, 1)
-        cu.min(a, 1)
-        cu.softmax(a, 1)
-        cu.log_softmax(a, 1)
-        cu.matmul(a, cu.transpose(a, (1, 0)))
-        for s in backends.SEMIRINGS:
-            cu.tropical_matmul(a, cu.transpose(a, (1, 0)), s)
+        _reductions_and_products(cu, a, 0)
         cu.gather(a, 1, i64)
         cu.scatter_add((3, 4), 1, i64, a)
         cu.take_rows(a, cu.asarray(np.array([2, 0])))
         cu.scatter_rows_add(3, cu.asarray(np.array([2, 0, 2])), a)
         cu.getitem(a, (np.array([0, 2]),))
+        cu.setitem(cu.copy(a), (np.array([0, 2]),), 1.0)
         cu.index_put_add((3, 4), (np.array([0, 0]),), cu.getitem(a, (slice(0, 2),)))
         img = cu.reshape(a, (1, 1, 3, 4))
         cols = cu.im2col(img, 2, 2, 1, 1)
@@ -408,13 +413,6 @@ def _exercise_every_kernel(cu):
     try:
         config.BLOCK_REDUCE_MIN, config.REDUCE_THREADS, config.TILE = 1, 2, 2
         for a in (f32, f64):
-            cu.sum(a, (1,))
-            cu.max(a, 1)
-            cu.min(a, 1)
-            cu.softmax(a, 1)
-            cu.log_softmax(a, 1)
-            cu.matmul(a, cu.transpose(a, (1, 0)))
-            for s in backends.SEMIRINGS:
-                cu.tropical_matmul(a, cu.transpose(a, (1, 0)), s)
+            _reductions_and_products(cu, a, 1)
     finally:
         config.BLOCK_REDUCE_MIN, config.REDUCE_THREADS, config.TILE = saved
