@@ -13,6 +13,9 @@ import pytest
 
 from opgraph import backends
 
+# checks.py holds tests and checks shared by several test files: rewrite its asserts too
+pytest.register_assert_rewrite("checks")
+
 BACKENDS = ["numpy", "numba", "cuda"]
 # The one accepted reason to skip a backend: its optional package is not installed.
 # Any other failure to create a backend is a test error, not a skip.

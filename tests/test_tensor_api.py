@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import opgraph as og
+from checks import op_table_tests
 
 IDX = np.array([[0, 2, 2], [1, 0, 1]])          # repeats: for gathers and scatter-adds
 PERM = np.array([[2, 0], [1, 2]])               # no repeat within a row: scatter is exact
@@ -113,40 +114,7 @@ CASES = {
 }
 
 
-def _inputs(backend, shapes, positive, seed=0):
-    rng = np.random.default_rng(seed)
-    arrays = [np.abs(a) + 0.5 if positive else a for a in (rng.standard_normal(s) for s in shapes)]
-    return arrays, [og.tensor(a, dtype=np.float64, requires_grad=True, backend=backend)
-                    for a in arrays]
-
-
-def _as_list(x):
-    return list(x) if isinstance(x, (tuple, list)) else [x]
-
-
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_forward_matches_numpy(name, backend):
-    fn, ref, shapes, positive = CASES[name]
-    arrays, tensors = _inputs(backend, shapes, positive)
-    got, want = _as_list(fn(*tensors)), _as_list(ref(*arrays))
-    assert len(got) == len(want)
-    for g, w in zip(got, want):
-        assert g.dtype == np.float64 and g.shape == np.shape(w)
-        np.testing.assert_allclose(g.numpy(), w, rtol=1e-10, atol=1e-12)
-
-
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_gradcheck(name, backend):
-    fn, _, shapes, positive = CASES[name]
-    _, tensors = _inputs(backend, shapes, positive)
-    assert og.gradcheck(fn, tensors)
-
-
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_gradgradcheck(name):
-    fn, _, shapes, positive = CASES[name]
-    _, tensors = _inputs("numpy", shapes, positive)
-    assert og.gradgradcheck(fn, tensors)
+test_forward_matches_numpy, test_gradcheck, test_gradgradcheck = op_table_tests(CASES)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

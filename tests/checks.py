@@ -1,0 +1,49 @@
+"""What several test files share: the tests of an op table."""
+import numpy as np
+import pytest
+
+import opgraph as og
+
+
+def op_inputs(backend, shapes, positive, seed=0):
+    """(NumPy arrays, float64 tensors that require grad) of the given shapes: standard
+    normal, or |normal| + 0.5 when `positive`."""
+    rng = np.random.default_rng(seed)
+    arrays = [np.abs(a) + 0.5 if positive else a for a in (rng.standard_normal(s) for s in shapes)]
+    return arrays, [og.tensor(a, dtype=np.float64, requires_grad=True, backend=backend)
+                    for a in arrays]
+
+
+def as_list(x):
+    return list(x) if isinstance(x, (tuple, list)) else [x]
+
+
+def op_table_tests(cases):
+    """The three tests of a table name -> (function, NumPy reference, input shapes, positive
+    inputs only): forward against the reference (values, float64, shape) and gradcheck on
+    every backend, gradgradcheck on NumPy. A test file binds them to its own names."""
+    names = sorted(cases)
+
+    @pytest.mark.parametrize("name", names)
+    def test_forward_matches_numpy(name, backend):
+        fn, ref, shapes, positive = cases[name]
+        arrays, tensors = op_inputs(backend, shapes, positive)
+        got, want = as_list(fn(*tensors)), as_list(ref(*arrays))
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            assert g.dtype == np.float64 and g.shape == np.shape(w)
+            np.testing.assert_allclose(g.numpy(), w, rtol=1e-10, atol=1e-12)
+
+    @pytest.mark.parametrize("name", names)
+    def test_gradcheck(name, backend):
+        fn, _, shapes, positive = cases[name]
+        _, tensors = op_inputs(backend, shapes, positive)
+        assert og.gradcheck(fn, tensors)
+
+    @pytest.mark.parametrize("name", names)
+    def test_gradgradcheck(name):
+        fn, _, shapes, positive = cases[name]
+        _, tensors = op_inputs("numpy", shapes, positive)
+        assert og.gradgradcheck(fn, tensors)
+
+    return test_forward_matches_numpy, test_gradcheck, test_gradgradcheck
