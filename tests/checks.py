@@ -1,4 +1,4 @@
-"""What several test files share: the tests of an op table."""
+"""What several test files share: the tests of an op table and a NumPy conv2d."""
 import numpy as np
 import pytest
 
@@ -47,3 +47,22 @@ def op_table_tests(cases):
         assert og.gradgradcheck(fn, tensors)
 
     return test_forward_matches_numpy, test_gradcheck, test_gradgradcheck
+
+
+def conv2d_ref(x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
+    """torch.nn.functional.conv2d with (h, w) pairs, by loops over the output."""
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    n, c, h, wd = x.shape
+    f, cg, kh, kw = w.shape
+    oh, ow = (h - dh * (kh - 1) - 1) // sh + 1, (wd - dw * (kw - 1) - 1) // sw + 1
+    out = np.zeros((n, f, oh, ow))
+    fg = f // groups
+    for o in range(f):
+        g = o // fg
+        for i in range(oh):
+            for j in range(ow):
+                patch = x[:, g * cg:(g + 1) * cg, i * sh:i * sh + dh * (kh - 1) + 1:dh,
+                          j * sw:j * sw + dw * (kw - 1) + 1:dw]
+                out[:, o, i, j] = (patch * w[o]).sum((1, 2, 3))
+    return out + (0 if b is None else b[None, :, None, None])

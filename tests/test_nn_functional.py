@@ -9,6 +9,7 @@ import pytest
 
 import opgraph as og
 import opgraph.nn.functional as F
+from checks import conv2d_ref
 
 _erf = np.vectorize(math.erf)
 
@@ -37,24 +38,6 @@ def _softplus(z):
 def _norm(x, axes, eps):
     m = x.mean(axes, keepdims=True)
     return (x - m) / np.sqrt(x.var(axes, keepdims=True) + eps)
-
-
-def _conv_ref(x, w, b, stride, padding, dilation, groups):
-    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-    x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    n, c, h, wd = x.shape
-    f, cg, kh, kw = w.shape
-    oh, ow = (h - dh * (kh - 1) - 1) // sh + 1, (wd - dw * (kw - 1) - 1) // sw + 1
-    out = np.zeros((n, f, oh, ow))
-    fg = f // groups
-    for o in range(f):
-        g = o // fg
-        for i in range(oh):
-            for j in range(ow):
-                patch = x[:, g * cg:(g + 1) * cg, i * sh:i * sh + dh * (kh - 1) + 1:dh,
-                          j * sw:j * sw + dw * (kw - 1) + 1:dw]
-                out[:, o, i, j] = (patch * w[o]).sum((1, 2, 3))
-    return out + (0 if b is None else b[None, :, None, None])
 
 
 def _windows(size, k, s, p, ceil):
@@ -181,14 +164,14 @@ CASES = {
     "conv2d_dilation_groups_pairs": (
         lambda x, w, b: F.conv2d(x, w, b, stride=(2, 1), padding=(1, 0), dilation=(1, 2),
                                  groups=2),
-        lambda x, w, b: _conv_ref(x, w, b, (2, 1), (1, 0), (1, 2), 2),
+        lambda x, w, b: conv2d_ref(x, w, b, (2, 1), (1, 0), (1, 2), 2),
         [(1, 4, 5, 6), (4, 2, 2, 2), (4,)], "normal", True),
     "conv2d_same": (lambda x, w: F.conv2d(x, w, padding="same"),
-                    lambda x, w: _conv_ref(np.pad(x, ((0, 0), (0, 0), (0, 1), (1, 1))), w, None,
+                    lambda x, w: conv2d_ref(np.pad(x, ((0, 0), (0, 0), (0, 1), (1, 1))), w, None,
                                            (1, 1), (0, 0), (1, 1), 1),
                     [(1, 2, 4, 4), (3, 2, 2, 3)], "normal", True),
     "conv1d": (lambda x, w: F.conv1d(x, w, stride=2, padding=1),
-               lambda x, w: _conv_ref(x[:, :, None], w[:, :, None], None, (1, 2), (0, 1),
+               lambda x, w: conv2d_ref(x[:, :, None], w[:, :, None], None, (1, 2), (0, 1),
                                       (1, 1), 1)[:, :, 0], [(2, 2, 7), (3, 2, 3)], "normal",
                True),
     "max_pool2d_padding_pairs": (

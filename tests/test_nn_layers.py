@@ -8,22 +8,7 @@ import pytest
 
 import opgraph as og
 from opgraph import nn
-
-
-def _conv_ref(x, w, b, stride=(1, 1), dilation=(1, 1), groups=1):
-    n, c, h, wd = x.shape
-    f, cg, kh, kw = w.shape
-    (sh, sw), (dh, dw) = stride, dilation
-    oh, ow = (h - dh * (kh - 1) - 1) // sh + 1, (wd - dw * (kw - 1) - 1) // sw + 1
-    out = np.zeros((n, f, oh, ow))
-    for o in range(f):
-        g = o // (f // groups)
-        for i in range(oh):
-            for j in range(ow):
-                patch = x[:, g * cg:(g + 1) * cg, i * sh:i * sh + dh * (kh - 1) + 1:dh,
-                          j * sw:j * sw + dw * (kw - 1) + 1:dw]
-                out[:, o, i, j] = (patch * w[o]).sum((1, 2, 3))
-    return out + (0 if b is None else b[None, :, None, None])
+from checks import conv2d_ref
 
 
 # ---------------------------------------------------------------------------
@@ -132,7 +117,8 @@ def test_conv2d_padding_modes_dilation_and_groups(mode, np_mode):
     assert np.abs(conv.weight.numpy()).max() <= bound
     x = rng.standard_normal((2, 4, 7, 6))
     padded = np.pad(x, ((0, 0), (0, 0), (2, 2), (1, 1)), mode=np_mode)
-    want = _conv_ref(padded, conv.weight.numpy(), conv.bias.numpy(), (1, 2), (2, 1), 2)
+    want = conv2d_ref(padded, conv.weight.numpy(), conv.bias.numpy(), stride=(1, 2),
+                      dilation=(2, 1), groups=2)
     np.testing.assert_allclose(conv(og.tensor(x)).numpy(), want, rtol=1e-10, atol=1e-12)
 
 
@@ -142,13 +128,13 @@ def test_conv2d_same_padding_and_conv1d():
     x = rng.standard_normal((1, 2, 5, 4))
     out = conv(og.tensor(x))
     assert out.shape == (1, 3, 5, 4)
-    want = _conv_ref(np.pad(x, ((0, 0), (0, 0), (0, 1), (1, 1))), conv.weight.numpy(), None)
+    want = conv2d_ref(np.pad(x, ((0, 0), (0, 0), (0, 1), (1, 1))), conv.weight.numpy())
     np.testing.assert_allclose(out.numpy(), want, rtol=1e-10, atol=1e-12)
     c1 = nn.Conv1d(2, 4, 3, stride=2, padding=1, dtype=np.float64)
     assert c1.weight.shape == (4, 2, 3) and c1.kernel_size == (3,)
     s = rng.standard_normal((3, 2, 8))
-    want = _conv_ref(np.pad(s, ((0, 0), (0, 0), (1, 1)))[:, :, None], c1.weight.numpy()[:, :, None],
-                     c1.bias.numpy(), (1, 2))[:, :, 0]
+    want = conv2d_ref(s[:, :, None], c1.weight.numpy()[:, :, None], c1.bias.numpy(), (1, 2),
+                      (0, 1))[:, :, 0]
     np.testing.assert_allclose(c1(og.tensor(s)).numpy(), want, rtol=1e-10, atol=1e-12)
 
 
