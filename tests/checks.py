@@ -1,8 +1,10 @@
-"""What several test files share: the tests of an op table and a NumPy conv2d."""
+"""What several test files share: the tests of an op table, a NumPy conv2d, and the
+optimizer runner with prescribed gradients."""
 import numpy as np
 import pytest
 
 import opgraph as og
+from opgraph import nn
 
 
 def op_inputs(backend, shapes, positive, seed=0):
@@ -66,3 +68,23 @@ def conv2d_ref(x, w, b=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1), gro
                           j * sw:j * sw + dw * (kw - 1) + 1:dw]
                 out[:, o, i, j] = (patch * w[o]).sum((1, 2, 3))
     return out + (0 if b is None else b[None, :, None, None])
+
+
+def normal_grads(shape, steps=5, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(shape) for _ in range(steps)]
+
+
+def run_optimizer(opt_cls, kwargs, backend, p0, grads):
+    """Run the optimizer with prescribed gradients; returns the parameter after each step."""
+    p = nn.Parameter(og.tensor(p0, dtype=np.float64, backend=backend))
+    opt = opt_cls([p], **kwargs)
+    trail = []
+    for g in grads:
+        opt.zero_grad()
+        p.grad = og.tensor(g, dtype=np.float64, backend=backend)
+        opt.step()
+        assert backend.is_array(p.data), "the update left the backend's array type"
+        assert p.dtype == np.float64 and p.shape == p0.shape
+        trail.append(p.numpy())
+    return trail

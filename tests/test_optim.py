@@ -6,28 +6,7 @@ import pytest
 
 import opgraph
 from opgraph import nn, optim
-
-STEPS = 5
-
-
-def _grads(shape, steps=STEPS, seed=0):
-    rng = np.random.default_rng(seed)
-    return [rng.standard_normal(shape) for _ in range(steps)]
-
-
-def _run(opt_cls, kwargs, backend, p0, grads):
-    """Run the optimizer with prescribed gradients; returns the parameter after each step."""
-    p = nn.Parameter(opgraph.tensor(p0, dtype=np.float64, backend=backend))
-    opt = opt_cls([p], **kwargs)
-    trail = []
-    for g in grads:
-        opt.zero_grad()
-        p.grad = opgraph.tensor(g, dtype=np.float64, backend=backend)
-        opt.step()
-        assert backend.is_array(p.data), "the update left the backend's array type"
-        assert p.dtype == np.float64 and p.shape == p0.shape
-        trail.append(p.numpy())
-    return trail
+from checks import normal_grads, run_optimizer
 
 
 def _sgd_reference(p, grads, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
@@ -75,8 +54,8 @@ SGD_CASES = [
 @pytest.mark.parametrize("kwargs", SGD_CASES, ids=lambda k: ",".join(f"{a}={b}" for a, b in k.items()))
 def test_sgd_matches_the_torch_algorithm(backend, kwargs):
     p0 = np.random.default_rng(1).standard_normal((3, 4))
-    grads = _grads(p0.shape)
-    got = _run(optim.SGD, kwargs, backend, p0, grads)
+    grads = normal_grads(p0.shape)
+    got = run_optimizer(optim.SGD, kwargs, backend, p0, grads)
     want = _sgd_reference(p0, grads, **kwargs)
     for step, (a, b) in enumerate(zip(got, want)):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14, err_msg=f"step {step}")
@@ -93,8 +72,8 @@ ADAM_CASES = [
 @pytest.mark.parametrize("kwargs", ADAM_CASES, ids=lambda k: ",".join(f"{a}={b}" for a, b in k.items()))
 def test_adam_matches_the_torch_algorithm(backend, kwargs):
     p0 = np.random.default_rng(2).standard_normal((4, 2))
-    grads = _grads(p0.shape, seed=3)
-    got = _run(optim.Adam, kwargs, backend, p0, grads)
+    grads = normal_grads(p0.shape, seed=3)
+    got = run_optimizer(optim.Adam, kwargs, backend, p0, grads)
     want = _adam_reference(p0, grads, **kwargs)
     for step, (a, b) in enumerate(zip(got, want)):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14, err_msg=f"step {step}")
@@ -102,8 +81,8 @@ def test_adam_matches_the_torch_algorithm(backend, kwargs):
 
 def test_adamw_decouples_weight_decay(backend):
     p0 = np.random.default_rng(4).standard_normal(6)
-    grads = _grads(p0.shape, seed=5)
-    got = _run(optim.AdamW, dict(lr=1e-2, weight_decay=0.1), backend, p0, grads)
+    grads = normal_grads(p0.shape, seed=5)
+    got = run_optimizer(optim.AdamW, dict(lr=1e-2, weight_decay=0.1), backend, p0, grads)
     want = _adam_reference(p0, grads, lr=1e-2, weight_decay=0.1, decoupled=True)
     np.testing.assert_allclose(got[-1], want[-1], rtol=1e-12)
     coupled = _adam_reference(p0, grads, lr=1e-2, weight_decay=0.1)
@@ -114,7 +93,7 @@ def test_the_first_adam_step_moves_each_entry_by_lr():
     # m_hat / sqrt(v_hat) = g / |g| at step 1, whatever the scale of g
     p0 = np.zeros(4)
     g = np.array([3.0, -0.001, 250.0, -7.0])
-    (p1,) = _run(optim.Adam, dict(lr=0.1, eps=0.0), opgraph.get_default_backend(), p0, [g])
+    (p1,) = run_optimizer(optim.Adam, dict(lr=0.1, eps=0.0), opgraph.get_default_backend(), p0, [g])
     np.testing.assert_allclose(p1, -0.1 * np.sign(g), rtol=1e-12)
 
 
@@ -225,7 +204,7 @@ def test_the_optimizer_keeps_working_after_module_to(backend, make):
                                   lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9)])
 def test_state_dict_resumes_training_exactly(make):
     """Stop after three steps, restore into a fresh optimizer, and the next steps agree."""
-    grads = _grads((3,), steps=6)
+    grads = normal_grads((3,), steps=6)
     a = nn.Parameter(opgraph.tensor(np.ones(3), dtype=np.float64))
     opt_a = make([a])
     for g in grads[:3]:

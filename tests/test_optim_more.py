@@ -7,24 +7,8 @@ import pytest
 
 import opgraph
 from opgraph import nn, optim
+from checks import normal_grads, run_optimizer
 from opgraph.optim import lr_scheduler as sched
-
-
-def _grads(shape, steps=5, seed=0):
-    rng = np.random.default_rng(seed)
-    return [rng.standard_normal(shape) for _ in range(steps)]
-
-
-def _run(opt_cls, kwargs, backend, p0, grads):
-    p = nn.Parameter(opgraph.tensor(p0, dtype=np.float64, backend=backend))
-    opt = opt_cls([p], **kwargs)
-    trail = []
-    for g in grads:
-        p.grad = opgraph.tensor(g, dtype=np.float64, backend=backend)
-        opt.step()
-        assert p.dtype == np.float64
-        trail.append(p.numpy())
-    return trail
 
 
 def _rmsprop_reference(p, grads, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0,
@@ -68,8 +52,8 @@ def _adagrad_reference(p, grads, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
     dict(centered=True, momentum=0.5, weight_decay=0.1, eps=1e-3), dict(maximize=True)])
 def test_rmsprop_matches_the_torch_algorithm(backend, kwargs):
     p0 = np.random.default_rng(1).standard_normal((2, 3))
-    got = _run(optim.RMSprop, kwargs, backend, p0, _grads((2, 3)))
-    for a, b in zip(got, _rmsprop_reference(p0, _grads((2, 3)), **kwargs)):
+    got = run_optimizer(optim.RMSprop, kwargs, backend, p0, normal_grads((2, 3)))
+    for a, b in zip(got, _rmsprop_reference(p0, normal_grads((2, 3)), **kwargs)):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 
 
@@ -78,8 +62,8 @@ def test_rmsprop_matches_the_torch_algorithm(backend, kwargs):
     dict(maximize=True, eps=1e-3)])
 def test_adagrad_matches_the_torch_algorithm(backend, kwargs):
     p0 = np.random.default_rng(2).standard_normal(4)
-    got = _run(optim.Adagrad, kwargs, backend, p0, _grads(4))
-    for a, b in zip(got, _adagrad_reference(p0, _grads(4), **kwargs)):
+    got = run_optimizer(optim.Adagrad, kwargs, backend, p0, normal_grads(4))
+    for a, b in zip(got, _adagrad_reference(p0, normal_grads(4), **kwargs)):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 
 
