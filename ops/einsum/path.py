@@ -63,30 +63,36 @@ def simulate_path(labels, path, sizes, output=()):
     """(largest tensor, total cost) of contracting operands with `labels` (one tuple of
     labels each) along `path`: the largest tensor held (operands included), and the sum
     over steps of the entries of the joint index space of the two operands."""
+    largest = max((_size(ls, sizes) for ls in labels), default=1)
+    cost = 0
+    for a, b, result in replay_path(labels, path, output):
+        cost += _size(a | b, sizes)
+        largest = max(largest, _size(result, sizes))
+    return largest, cost
+
+
+def replay_path(labels, path, output=()):
+    """The label sets (a, b, result) of each step of contracting operands with `labels`
+    along `path`, in order: the result keeps the labels that a later operand or the
+    output still needs."""
     current = [frozenset(l) for l in labels]
     counts = {}
     for ls in current:
         for l in ls:
             counts[l] = counts.get(l, 0) + 1
     keep = frozenset(output)
-    largest = max((_size(ls, sizes) for ls in current), default=1)
-    cost = 0
     for i, j in path:
         a, b = current[i], current[j]
         for pos in sorted((i, j), reverse=True):
             current.pop(pos)
         joint = a | b
-        for l in a:
-            counts[l] -= 1
-        for l in b:
-            counts[l] -= 1
+        for l in joint:
+            counts[l] -= (l in a) + (l in b)
         result = frozenset(l for l in joint if counts[l] > 0 or l in keep)
         for l in result:
             counts[l] += 1
         current.append(result)
-        cost += _size(joint, sizes)
-        largest = max(largest, _size(result, sizes))
-    return largest, cost
+        yield a, b, result
 
 
 def ssa_to_path(ssa, n):
@@ -536,27 +542,13 @@ class PathInfo:
 
     def _simulate(self):
         sizes, labels = self.sizes, self.labels
-        current = [frozenset(l) for l in labels]
-        counts = {}
-        for ls in current:
-            for l in ls:
-                counts[l] = counts.get(l, 0) + 1
         keep = frozenset(self.output)
-        operand_sizes = [_size(ls, sizes) for ls in current]
+        operand_sizes = [_size(ls, sizes) for ls in labels]
         largest = max(operand_sizes, default=1) if self.count_operands else 0
         cost = flops = results = pair = step = 0
         lines = []
-        for i, j in self.path:
-            a, b = current[i], current[j]
-            for pos in sorted((i, j), reverse=True):
-                current.pop(pos)
+        for a, b, result in replay_path(labels, self.path, self.output):
             joint = a | b
-            for l in joint:
-                counts[l] -= (l in a) + (l in b)
-            result = frozenset(l for l in joint if counts[l] > 0 or l in keep)
-            for l in result:
-                counts[l] += 1
-            current.append(result)
             joint_size = _size(joint, sizes)
             cost += joint_size
             step = max(step, joint_size)
@@ -742,28 +734,11 @@ def slice_labels(labels, output, sizes, path, fits, max_labels=64):
     keep = set(output)
     while not fits(info):
         weight = {}
-        current = [frozenset(l) for l in labels]
-        counts = {}
-        for ls in current:
-            for l in ls:
-                counts[l] = counts.get(l, 0) + 1
-        for ls in current:
+        tensors = [frozenset(l) for l in labels] + [
+            result for _, _, result in replay_path(labels, path, output)]
+        for ls in tensors:
             size = _size(ls, sliced_sizes)
             for l in ls:
-                weight[l] = weight.get(l, 0) + size
-        for i, j in path:
-            a, b = current[i], current[j]
-            for pos in sorted((i, j), reverse=True):
-                current.pop(pos)
-            joint = a | b
-            for l in joint:
-                counts[l] -= (l in a) + (l in b)
-            result = frozenset(l for l in joint if counts[l] > 0 or l in keep)
-            for l in result:
-                counts[l] += 1
-            current.append(result)
-            size = _size(result, sliced_sizes)
-            for l in result:
                 weight[l] = weight.get(l, 0) + size
         candidates = [(w, l) for l, w in weight.items() if l not in keep and sliced_sizes[l] > 1]
         if not candidates or len(sliced) >= max_labels:
