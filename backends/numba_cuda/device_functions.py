@@ -236,32 +236,24 @@ assert set(UNARY) == set(UNARY_OPS) and set(BINARY) == set(BINARY_OPS)
 BINARY["fmod_int"] = device_function(_fmod_int)  # the backend's fmod on integer dtypes
 exp, log = UNARY["exp"], UNARY["log"]
 
-# first-maximum / first-minimum comparisons with NumPy's NaN rule (NaN wins, first NaN)
-def _better_max(v, i, bv, bi):
-    if i < 0:
-        return False
-    if bi < 0:
-        return True
-    if bv != bv:
-        return v != v and i < bi
-    if v != v:
-        return True
-    return v > bv or (v == bv and i < bi)
+def _first_better(beats):
+    """better(v, i, bv, bi): does v at index i replace the best so far, bv at bi? For a
+    first maximum (beats: >) or first minimum (<) with NumPy's NaN rule (NaN wins, the
+    first NaN); i < 0 is nothing, bi < 0 no best yet; ties keep the lower index."""
+    def better(v, i, bv, bi):
+        if i < 0:
+            return False
+        if bi < 0:
+            return True
+        if bv != bv:
+            return v != v and i < bi
+        if v != v:
+            return True
+        return beats(v, bv) or (v == bv and i < bi)
+    return device_function(better)
 
 
-def _better_min(v, i, bv, bi):
-    if i < 0:
-        return False
-    if bi < 0:
-        return True
-    if bv != bv:
-        return v != v and i < bi
-    if v != v:
-        return True
-    return v < bv or (v == bv and i < bi)
-
-
-BETTER = {"max": device_function(_better_max), "min": device_function(_better_min)}
+BETTER = {"max": _first_better(BINARY["gt"]), "min": _first_better(BINARY["lt"])}
 
 
 # tropical semirings: combine (⊗) and strict "better" (⊕ picks the better, ties keep the first)
