@@ -23,8 +23,8 @@ from opgraph.ops.einsum import einsum, einsum_path  # noqa: F401  (string and su
 from opgraph.ops.tropical import Semiring, register_semiring, tropical_einsum  # noqa: F401
 
 
-from .tensor import (Tensor, as_dtype, as_tensors, bind_methods, check_fits, fits, result_dtype,
-                     weak_scalar)
+from .tensor import (Tensor, as_dtype, as_tensors, bind_methods, check_fits, fits,
+                     numeric_array, result_dtype, weak_scalar)
 
 
 def _tensor(name, x):
@@ -226,13 +226,8 @@ def where(cond, x, y):
     if isinstance(cond, Tensor):
         cond = cond.data
     else:
-        host = np.asarray(cond) if isinstance(cond, (bool, int, float, np.generic, np.ndarray,
-                                                      list, tuple)) else None
-        if host is None or host.dtype.kind not in "biuf":
-            what = type(cond).__name__ if host is None else f"dtype {host.dtype}"
-            raise TypeError(f"Where: the condition of where(cond, x, y) must be a bool tensor "
-                            f"or array, got {what}")
-        cond = x.backend.asarray(host)
+        cond = x.backend.asarray(numeric_array(
+            cond, "Where: the condition of where(cond, x, y) must be a bool tensor or array"))
     if cond.dtype.kind != "b":
         cond = x.backend.binary("ne", cond, 0)
     return _ew.Where(cond)(x, y)

@@ -8,8 +8,6 @@ leaves nothing behind, and a long training loop keeps memory flat.
 import threading
 import weakref
 
-import numpy as np
-
 from . import versions as _versions
 
 
@@ -329,7 +327,7 @@ class NonScalarOutputError(RuntimeError, ValueError):
 
 
 def _seed_grads(outputs, grad_outputs):
-    from .tensor import Tensor
+    from .tensor import Tensor, numeric_array
     seeds = []
     for out, g in zip(outputs, grad_outputs):
         if g is None:
@@ -339,12 +337,7 @@ def _seed_grads(outputs, grad_outputs):
                     "argument of the same shape (the vector of the vector-Jacobian product)")
             g = Tensor._make(out.backend.full(out.shape, 1, out.dtype), out.backend)
         elif not isinstance(g, Tensor):
-            host = np.asarray(g) if isinstance(g, (bool, int, float, np.generic, np.ndarray,
-                                                    list, tuple)) else None
-            if host is None or host.dtype.kind not in "biuf":
-                what = type(g).__name__ if host is None else f"an array of dtype {host.dtype}"
-                raise TypeError(f"backward: grad must be a Tensor, a number or a numeric array, "
-                                f"got {what}")
+            host = numeric_array(g, "backward: grad must be a Tensor, a number or a numeric array")
             g = Tensor._make(out.backend.asarray(host.astype(out.dtype)), out.backend)
         if tuple(g.shape) != tuple(out.shape):
             raise ValueError(f"backward: grad of shape {tuple(g.shape)} for an output of shape "

@@ -20,7 +20,8 @@ def set_default_backend(backend):
     _default["backend"] = backends.get(backend)
 
 
-_COMPARABLE = (int, float, bool, np.generic, np.ndarray, list, tuple)  # and Tensor, below
+_HOST_DATA = (int, float, bool, np.generic, np.ndarray, list, tuple)
+_COMPARABLE = _HOST_DATA  # and Tensor, below
 
 
 def as_dtype(name, dtype):
@@ -34,6 +35,16 @@ def as_dtype(name, dtype):
         raise TypeError(f"{name}: dtype {resolved} is not supported; tensors hold bool, integer "
                         "or float data")
     return resolved if resolved.isnative else resolved.newbyteorder("=")  # '>f8': float64
+
+
+def numeric_array(value, what):
+    """`value` (a number, a NumPy array or scalar, a list or tuple) as a host array of bool,
+    integer or float data; anything else is a TypeError: `what`, then what was given."""
+    host = np.asarray(value) if isinstance(value, _HOST_DATA) else None
+    if host is None or host.dtype.kind not in "biuf":
+        got = type(value).__name__ if host is None else f"dtype {host.dtype}"
+        raise TypeError(f"{what}, got {got}")
+    return host
 
 
 def as_shape(name, shape):
