@@ -153,6 +153,13 @@ def _scatter_add_case(n, m, k):
     return ("scatter", f"scatter_add dim 1, {n}x{k} -> {n}x{m} f32 (gather bwd)", impls, None)
 
 
+def _model_case(label, on_backend, torch_peer):
+    """A "model" row: on_backend(name) for each opgraph backend, and the PyTorch peer."""
+    impls = {name: on_backend(name) for name in ("numpy", "numba", "cuda")}
+    impls["torch"] = torch_peer
+    return ("model", label, impls, None)
+
+
 def _conv_case(batch):
     def data():
         rng = _rng(3)
@@ -191,9 +198,8 @@ def _conv_case(batch):
                 t.grad = None
         return run
 
-    impls = {name: on_backend(name) for name in ("numpy", "numba", "cuda")}
-    impls["torch"] = torch_peer
-    return ("model", f"conv2d x2 fwd+bwd, batch {batch}, 1->16->32 ch, 16x16", impls, None)
+    return _model_case(f"conv2d x2 fwd+bwd, batch {batch}, 1->16->32 ch, 16x16", on_backend,
+                       torch_peer)
 
 
 def _pool_case(batch):
@@ -220,9 +226,7 @@ def _pool_case(batch):
             x.grad = None
         return run
 
-    impls = {name: on_backend(name) for name in ("numpy", "numba", "cuda")}
-    impls["torch"] = torch_peer
-    return ("model", f"max_pool2d 2x2 fwd+bwd, {batch}x32x16x16", impls, None)
+    return _model_case(f"max_pool2d 2x2 fwd+bwd, {batch}x32x16x16", on_backend, torch_peer)
 
 
 def _cross_entropy_case(n, classes):
@@ -255,9 +259,7 @@ def _cross_entropy_case(n, classes):
             z.grad = None
         return run
 
-    impls = {name: on_backend(name) for name in ("numpy", "numba", "cuda")}
-    impls["torch"] = torch_peer
-    return ("model", f"softmax cross-entropy fwd+bwd, {n}x{classes}", impls, None)
+    return _model_case(f"softmax cross-entropy fwd+bwd, {n}x{classes}", on_backend, torch_peer)
 
 
 def _cnn_step_case(batch):
@@ -302,9 +304,8 @@ def _cnn_step_case(batch):
             opt.step()
         return run
 
-    impls = {name: on_backend(name) for name in ("numpy", "numba", "cuda")}
-    impls["torch"] = torch_peer
-    return ("model", f"CNN training step (SGD), batch {batch}, 16x16 input", impls, None)
+    return _model_case(f"CNN training step (SGD), batch {batch}, 16x16 input", on_backend,
+                       torch_peer)
 
 
 def cases(quick=False):
