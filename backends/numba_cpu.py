@@ -871,21 +871,24 @@ def _log_softmax_kernel(x, out):
             out[r, j] = x[r, j] - shift
 
 
+@njit(inline="always")
+def _sigmoid_vec(v):
+    # the NumPy backend's stable form: exp of a non-positive number only (vectorises)
+    e = _exp_nonpositive(-abs(v))
+    return (1.0 if v >= 0 else e) / (1.0 + e)
+
+
 @njit(**_PARALLEL)
 def _sigmoid_kernel(x, out):
-    # the NumPy backend's stable form: exp of a non-positive number only
     for i in prange(x.shape[0]):
-        v = x[i]
-        e = _exp_nonpositive(-abs(v))
-        out[i] = (1.0 if v >= 0 else e) / (1.0 + e)
+        out[i] = _sigmoid_vec(x[i])
 
 
 @njit(**_PARALLEL)
 def _silu_kernel(x, out):
     for i in prange(x.shape[0]):
         v = x[i]
-        e = _exp_nonpositive(-abs(v))
-        out[i] = v * ((1.0 if v >= 0 else e) / (1.0 + e))
+        out[i] = v * _sigmoid_vec(v)
 
 
 _FUSED_UNARY = {"sigmoid": _sigmoid_kernel, "silu": _silu_kernel}  # erf joins below
@@ -948,8 +951,7 @@ def _tanh_grad_kernel(y, g, out):
 def _silu_grad_kernel(x, g, out):
     for i in prange(x.shape[0]):
         v = x[i]
-        e = _exp_nonpositive(-abs(v))
-        s = (1.0 if v >= 0 else e) / (1.0 + e)
+        s = _sigmoid_vec(v)
         out[i] = g[i] * (s * (1.0 + v * (1.0 - s)))
 
 
