@@ -1051,16 +1051,20 @@ def _sigmoid_scalar(v):
     return e / (1.0 + e)
 
 
+@njit(inline="always")
+def _lstm_gates(gates, r, j, k):
+    # gates (N, 4H) in torch's order i, f, g, o
+    return (_sigmoid_scalar(float(gates[r, j])), _sigmoid_scalar(float(gates[r, k + j])),
+            math.tanh(float(gates[r, 2 * k + j])), _sigmoid_scalar(float(gates[r, 3 * k + j])))
+
+
 @njit(**_PARALLEL)
 def _lstm_cell_kernel(gates, c, h, c_new):
-    # gates (N, 4H) in torch's order i, f, g, o; one pass, nothing (N, 4H) is written
+    # one pass, nothing (N, 4H) is written
     n, k = c.shape
     for r in prange(n):
         for j in range(k):
-            i = _sigmoid_scalar(float(gates[r, j]))
-            f = _sigmoid_scalar(float(gates[r, k + j]))
-            g = math.tanh(float(gates[r, 2 * k + j]))
-            o = _sigmoid_scalar(float(gates[r, 3 * k + j]))
+            i, f, g, o = _lstm_gates(gates, r, j, k)
             cn = f * c[r, j] + i * g
             c_new[r, j] = cn
             h[r, j] = o * math.tanh(cn)
@@ -1071,10 +1075,7 @@ def _lstm_cell_grad_kernel(gates, c, c_new, dh, dc_new, dgates, dc):
     n, k = c.shape
     for r in prange(n):
         for j in range(k):
-            i = _sigmoid_scalar(float(gates[r, j]))
-            f = _sigmoid_scalar(float(gates[r, k + j]))
-            g = math.tanh(float(gates[r, 2 * k + j]))
-            o = _sigmoid_scalar(float(gates[r, 3 * k + j]))
+            i, f, g, o = _lstm_gates(gates, r, j, k)
             t = math.tanh(float(c_new[r, j]))
             d = dc_new[r, j] + dh[r, j] * o * (1.0 - t * t)
             dgates[r, j] = d * g * (i * (1.0 - i))
@@ -1084,14 +1085,21 @@ def _lstm_cell_grad_kernel(gates, c, c_new, dh, dc_new, dgates, dc):
             dc[r, j] = d * f
 
 
+@njit(inline="always")
+def _gru_gates(gx, gh, row, j, k):
+    # (r, z, the hidden side of n, n) from gx, gh (N, 3H) in torch's order r, z, n
+    r = _sigmoid_scalar(float(gx[row, j] + gh[row, j]))
+    z = _sigmoid_scalar(float(gx[row, k + j] + gh[row, k + j]))
+    hn = float(gh[row, 2 * k + j])
+    return r, z, hn, math.tanh(float(gx[row, 2 * k + j]) + r * hn)
+
+
 @njit(**_PARALLEL)
 def _gru_cell_kernel(gx, gh, h, out):
     n, k = h.shape
     for row in prange(n):
         for j in range(k):
-            r = _sigmoid_scalar(float(gx[row, j] + gh[row, j]))
-            z = _sigmoid_scalar(float(gx[row, k + j] + gh[row, k + j]))
-            m = math.tanh(float(gx[row, 2 * k + j] + r * gh[row, 2 * k + j]))
+            r, z, _, m = _gru_gates(gx, gh, row, j, k)
             out[row, j] = m + z * (h[row, j] - m)
 
 
@@ -1100,10 +1108,7 @@ def _gru_cell_grad_kernel(gx, gh, h, dh_new, dgx, dgh, dh):
     n, k = h.shape
     for row in prange(n):
         for j in range(k):
-            r = _sigmoid_scalar(float(gx[row, j] + gh[row, j]))
-            z = _sigmoid_scalar(float(gx[row, k + j] + gh[row, k + j]))
-            hn = float(gh[row, 2 * k + j])
-            m = math.tanh(float(gx[row, 2 * k + j]) + r * hn)
+            r, z, hn, m = _gru_gates(gx, gh, row, j, k)
             g = float(dh_new[row, j])
             a = g * (1.0 - z) * (1.0 - m * m)
             a_r = a * hn * (r * (1.0 - r))
