@@ -1165,6 +1165,14 @@ def _c(a, dtype=None):
     return np.require(a, dtype=dtype, requirements=("C", "W"))
 
 
+def _conv_geometry(x_shape, kh, kw, stride, padding, dilation):
+    """(sh, sw, ph, pw, dh, dw, oh, ow): the conv kernels' stride, padding, dilation and
+    output size arguments."""
+    (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
+    return (sh, sw, ph, pw, dh, dw, conv_out(x_shape[2], kh, sh, ph, dh),
+            conv_out(x_shape[3], kw, sw, pw, dw))
+
+
 def _is_float(*arrays):
     return all(a.dtype in _FLOATS for a in arrays)
 
@@ -1352,33 +1360,30 @@ class NumbaCPUBackend(NumpyBackend):
     def im2col(self, x, kh, kw, stride, padding, dilation=1):
         if not _is_float(x):
             return super().im2col(x, kh, kw, stride, padding, dilation)
-        n, c, h, w = x.shape
-        (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
-        oh, ow = conv_out(h, kh, sh, ph, dh), conv_out(w, kw, sw, pw, dw)
+        n, c = x.shape[:2]
+        geometry = _conv_geometry(x.shape, kh, kw, stride, padding, dilation)
+        oh, ow = geometry[-2:]
         cols = np.empty((n, c * kh * kw, oh * ow), dtype=x.dtype)
-        _launch(_im2col_kernel, cols.size, _c(x), cols, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+        _launch(_im2col_kernel, cols.size, _c(x), cols, kh, kw, *geometry)
         return cols
 
     def col2im(self, cols, x_shape, kh, kw, stride, padding, dilation=1):
         if not _is_float(cols):
             return super().col2im(cols, x_shape, kh, kw, stride, padding, dilation)
-        n, c, h, w = x_shape
-        (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
-        oh, ow = conv_out(h, kh, sh, ph, dh), conv_out(w, kw, sw, pw, dw)
-        out = np.zeros((n, c, h, w), dtype=cols.dtype)
+        n, c = x_shape[:2]
+        geometry = _conv_geometry(x_shape, kh, kw, stride, padding, dilation)
+        oh, ow = geometry[-2:]
+        out = np.zeros(tuple(x_shape), dtype=cols.dtype)
         _launch(_col2im_kernel, cols.size, _c(cols).reshape(n, c * kh * kw, oh * ow), out,
-                kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+                kh, kw, *geometry)
         return out
 
     def conv_patches_adjoint(self, cols, x_shape, kh, kw, stride, padding, dilation=1):
         if not _is_float(cols):
             return super().conv_patches_adjoint(cols, x_shape, kh, kw, stride, padding, dilation)
-        n, c, h, w = x_shape
-        (sh, sw), (ph, pw), (dh, dw) = pair(stride), pair(padding), pair(dilation)
-        oh, ow = conv_out(h, kh, sh, ph, dh), conv_out(w, kw, sw, pw, dw)
-        out = np.zeros((n, c, h, w), dtype=cols.dtype)
-        _launch(_patches_adjoint_kernel, cols.size, _c(cols), out, kh, kw, sh, sw, ph, pw,
-                dh, dw, oh, ow)
+        out = np.zeros(tuple(x_shape), dtype=cols.dtype)
+        _launch(_patches_adjoint_kernel, cols.size, _c(cols), out, kh, kw,
+                *_conv_geometry(x_shape, kh, kw, stride, padding, dilation))
         return out
 
     def max_pool2d(self, x, kernel, stride):
