@@ -78,6 +78,13 @@ def _wins(mode, v, best):
 
 
 @njit
+def _relax(mode, v, cv, gv, l):
+    # the running best (cv, gv) after candidate v of step l: a select, not a branch
+    w = _wins(mode, v, cv)
+    return (v if w else cv), (l if w else gv)
+
+
+@njit
 def _micro(mode, c0, g0, c1, g1, b0, b1, b2, b3,
            x00, x01, x02, x03, x10, x11, x12, x13, l):
     # The micro-kernel: two output rows x four reduction steps per pass over the
@@ -94,44 +101,16 @@ def _micro(mode, c0, g0, c1, g1, b0, b1, b2, b3,
         y1 = b1[j]
         y2 = b2[j]
         y3 = b3[j]
-        cv = c0[j]
-        gv = g0[j]
-        v = _otimes(mode, x00, y0)
-        w = _wins(mode, v, cv)
-        cv = v if w else cv
-        gv = l0 if w else gv
-        v = _otimes(mode, x01, y1)
-        w = _wins(mode, v, cv)
-        cv = v if w else cv
-        gv = l1 if w else gv
-        v = _otimes(mode, x02, y2)
-        w = _wins(mode, v, cv)
-        cv = v if w else cv
-        gv = l2 if w else gv
-        v = _otimes(mode, x03, y3)
-        w = _wins(mode, v, cv)
-        cv = v if w else cv
-        gv = l3 if w else gv
+        cv, gv = _relax(mode, _otimes(mode, x00, y0), c0[j], g0[j], l0)
+        cv, gv = _relax(mode, _otimes(mode, x01, y1), cv, gv, l1)
+        cv, gv = _relax(mode, _otimes(mode, x02, y2), cv, gv, l2)
+        cv, gv = _relax(mode, _otimes(mode, x03, y3), cv, gv, l3)
         c0[j] = cv
         g0[j] = gv
-        cv = c1[j]
-        gv = g1[j]
-        v = _otimes(mode, x10, y0)
-        w = _wins(mode, v, cv)
-        cv = v if w else cv
-        gv = l0 if w else gv
-        v = _otimes(mode, x11, y1)
-        w = _wins(mode, v, cv)
-        cv = v if w else cv
-        gv = l1 if w else gv
-        v = _otimes(mode, x12, y2)
-        w = _wins(mode, v, cv)
-        cv = v if w else cv
-        gv = l2 if w else gv
-        v = _otimes(mode, x13, y3)
-        w = _wins(mode, v, cv)
-        cv = v if w else cv
-        gv = l3 if w else gv
+        cv, gv = _relax(mode, _otimes(mode, x10, y0), c1[j], g1[j], l0)
+        cv, gv = _relax(mode, _otimes(mode, x11, y1), cv, gv, l1)
+        cv, gv = _relax(mode, _otimes(mode, x12, y2), cv, gv, l2)
+        cv, gv = _relax(mode, _otimes(mode, x13, y3), cv, gv, l3)
         c1[j] = cv
         g1[j] = gv
 
