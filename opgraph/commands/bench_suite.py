@@ -100,20 +100,25 @@ def _tropical_cases(sizes, semirings=("max_plus",)):
     return cases
 
 
+def _add_at_peer(data, shape, where):
+    """The numpy.add.at peer of a scatter case: zeros(shape) += src at where(idx)."""
+    def setup():
+        idx, src = data()
+        at = where(idx)
+
+        def run():
+            out = np.zeros(shape, np.float32)
+            np.add.at(out, at, src)
+            return out
+        return run
+    return setup
+
+
 def _scatter_rows_case(n_idx, rows, dim):
     def data():
         rng = _rng(1)
         return (rng.integers(0, rows, n_idx).astype(np.int64),
                 rng.standard_normal((n_idx, dim)).astype(np.float32))
-
-    def add_at():
-        idx, src = data()
-
-        def run():
-            out = np.zeros((rows, dim), np.float32)
-            np.add.at(out, idx, src)
-            return out
-        return run
 
     def torch_peer():
         torch = _torch()
@@ -121,7 +126,8 @@ def _scatter_rows_case(n_idx, rows, dim):
         return lambda: torch.zeros((rows, dim)).index_add_(0, idx, src)
 
     impls = _on_backends(data, lambda be, idx, src: be.scatter_rows_add(rows, idx, src))
-    impls.update({"numpy.add.at": add_at, "torch": torch_peer})
+    impls.update({"numpy.add.at": _add_at_peer(data, (rows, dim), lambda idx: idx),
+                  "torch": torch_peer})
     label = f"scatter_rows_add {n_idx:.0e} idx -> {rows:.0e}x{dim} f32 (embedding bwd)"
     return ("scatter", label.replace("e+0", "e"), impls, None)
 
@@ -133,23 +139,15 @@ def _scatter_add_case(n, m, k):
         return (rng.integers(0, m, (n, k)).astype(np.int64),
                 rng.standard_normal((n, k)).astype(np.float32))
 
-    def add_at():
-        idx, src = data()
-        rows = np.arange(n)[:, None]
-
-        def run():
-            out = np.zeros((n, m), np.float32)
-            np.add.at(out, (rows, idx), src)
-            return out
-        return run
-
     def torch_peer():
         torch = _torch()
         idx, src = (torch.from_numpy(x) for x in data())
         return lambda: torch.zeros((n, m)).scatter_add_(1, idx, src)
 
     impls = _on_backends(data, lambda be, idx, src: be.scatter_add((n, m), 1, idx, src))
-    impls.update({"numpy.add.at": add_at, "torch": torch_peer})
+    impls.update({"numpy.add.at": _add_at_peer(data, (n, m),
+                                               lambda idx: (np.arange(n)[:, None], idx)),
+                  "torch": torch_peer})
     return ("scatter", f"scatter_add dim 1, {n}x{k} -> {n}x{m} f32 (gather bwd)", impls, None)
 
 
