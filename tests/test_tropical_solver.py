@@ -299,7 +299,7 @@ def test_too_large_a_contraction_is_sliced_or_refused_up_front():
     assert tropical.max_independent_set(nx.petersen_graph(), max_intermediate=16).value == 4
     # K_60: treewidth 59, so at least 2^60 multiply-adds however sliced: refused at once
     with pytest.raises(MemoryError, match=r"treewidth is at least 59.*2\^60 tropical "
-                                          r"multiply-adds, beyond max_cost=2\^38"):
+                                          r"multiply-adds, beyond max_cost=2\^39"):
         tropical.max_independent_set(nx.complete_graph(60))
     # a sparse graph too large for its treewidth: the greedy order stops at its bound, and
     # the message gives the estimated peak memory
