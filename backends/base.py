@@ -32,6 +32,11 @@ _GELU_KAPPA = 0.044715
 ACTIVATIONS = ("sigmoid", "tanh", "silu", "gelu", "gelu_tanh")  # activation_grad's ops
 
 
+def conv_out(size, k, stride, padding, dilation=1):
+    """The output size of a convolution or pooling window along one dim."""
+    return (size + 2 * padding - dilation * (k - 1) - 1) // stride + 1
+
+
 def pair(value):
     """An int or an (h, w) pair of a conv / pool kernel argument, as a pair of ints."""
     if isinstance(value, (tuple, list)):
@@ -400,6 +405,58 @@ class Backend(ABC):
             return self.zeros(tuple(x_shape), cols.dtype)
         batched = self.copy(self.transpose(self.reshape(cols, (k, n, m // n)), (1, 0, 2)))
         return self.col2im(batched, x_shape, kh, kw, stride, padding, dilation)
+
+    def _patches(self, x, kh, kw, stride, padding, dilation):
+        # a backend written before dilation existed takes no dilation argument
+        if dilation == (1, 1):
+            return self.conv_patches(x, kh, kw, stride, padding)
+        return self.conv_patches(x, kh, kw, stride, padding, dilation)
+
+    def conv2d(self, x, w, b, stride, padding, dilation, groups):
+        """(y, saved): y (N, F, OH, OW) the convolution of x (N, C, H, W) with w
+        (F, C/groups, kh, kw), plus b (F,) unless b is None; saved is what
+        conv2d_backward needs (the backend's own). stride, padding, dilation: pairs.
+        The default: one matrix product per group for the whole batch, on the
+        conv_patches columns (C·kh·kw, N·OH·OW)."""
+        n = x.shape[0]
+        f, cw, kh, kw = w.shape
+        cols = self._patches(x, kh, kw, stride, padding, dilation)
+        oh, ow = (conv_out(x.shape[2 + d], w.shape[2 + d], stride[d], padding[d], dilation[d])
+                  for d in (0, 1))
+        k, g = cw * kh * kw, groups
+        if g == 1:
+            y = self.matmul(self.reshape(w, (f, k)), cols)
+        else:
+            y = self.matmul(self.reshape(w, (g, f // g, k)), self.reshape(cols, (g, k, -1)))
+        y = self.transpose(self.reshape(y, (f, n, oh, ow)), (1, 0, 2, 3))
+        # the bias add (or a copy) turns the (F, N, ...) product into NCHW in one pass
+        y = self.copy(y) if b is None else self.binary("add", y, self.reshape(b, (1, f, 1, 1)))
+        return y, cols
+
+    def conv2d_backward(self, dy, x, w, saved, stride, padding, dilation, groups, need_dx,
+                        need_db):
+        """(dx, dw, db) of conv2d for the output gradient dy, with what conv2d saved
+        (None: recompute it); dx is None unless need_dx, db None unless need_db."""
+        n, f, oh, ow = dy.shape
+        kh, kw = w.shape[2], w.shape[3]
+        g, k = groups, w.shape[1] * kh * kw
+        cols = self._patches(x, kh, kw, stride, padding, dilation) if saved is None else saved
+        dy = self.reshape(self.copy(self.transpose(dy, (1, 0, 2, 3))), (g, f // g, -1))
+        cols = self.reshape(cols, (g, k, -1))
+        # dWᵀ = cols · dYᵀ: BLAS streams the long N·OH·OW axis of both operands in order
+        # (2.1-2.7 ms against 3.0-3.6 ms for dY · colsᵀ, 16->32 channels, batch 64, 16x16)
+        dw = self.reshape(self.copy(self.transpose(
+            self.matmul(cols, self.transpose(dy, (0, 2, 1))), (0, 2, 1))), w.shape)
+        dx = db = None
+        if need_dx:
+            w3 = self.reshape(w, (g, f // g, k))
+            dcols = self.reshape(self.matmul(self.transpose(w3, (0, 2, 1)), dy), (g * k, -1))
+            args = (dcols, x.shape, kh, kw, stride, padding)
+            dx = (self.conv_patches_adjoint(*args) if dilation == (1, 1) else
+                  self.conv_patches_adjoint(*args, dilation))
+        if need_db:
+            db = self.reshape(self.sum(dy, (2,)), (f,))
+        return dx, dw, db
 
     @abstractmethod
     def max_pool2d(self, x, kernel, stride):

@@ -9,7 +9,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from . import threads
 from .base import (Backend, check_axis_indexing, check_index, check_key, check_rows_indexing,
-                   check_targets, pair)
+                   check_targets, conv_out, pair)
 from .semiring import get_semiring
 
 _UNARY = {
@@ -56,10 +56,6 @@ def _sigmoid(a):
 
 # ⊗ of a selective semiring as a ufunc (Semiring.times names a backend binary op)
 _TIMES_UFUNC = {"add": np.add, "mul": np.multiply, "minimum": np.minimum, "maximum": np.maximum}
-
-
-def conv_out(size, k, stride, padding, dilation=1):
-    return (size + 2 * padding - dilation * (k - 1) - 1) // stride + 1
 
 
 
