@@ -621,6 +621,91 @@ def test_conv_patches_and_adjoint(backend, rng, dtype, x_shape, kh, kw, stride, 
         np.testing.assert_array_equal(get(backend, got), expect)
 
 
+def _conv2d_brute(x, w, b, stride, padding, dilation, groups):
+    """y and a function giving (dx, dw, db) for dy, by explicit loops over the taps."""
+    n, c, h, wd = x.shape
+    f, cg, kh, kw = w.shape
+    (sh, sw), (ph, pw), (dh, dw_) = stride, padding, dilation
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    oh = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    ow = (wd + 2 * pw - dw_ * (kw - 1) - 1) // sw + 1
+    fg = f // groups
+
+    def under(i, j):  # the rows and columns of xp under tap (i, j) of every output
+        return (slice(i * dh, i * dh + sh * (oh - 1) + 1, sh),
+                slice(j * dw_, j * dw_ + sw * (ow - 1) + 1, sw))
+
+    def window(i, j):  # (N, C, OH, OW)
+        return xp[(slice(None), slice(None)) + under(i, j)]
+
+    y = np.zeros((n, f, oh, ow))
+    for g in range(groups):
+        for i in range(kh):
+            for j in range(kw):
+                y[:, g * fg:(g + 1) * fg] += np.einsum(
+                    "nchw,fc->nfhw", window(i, j)[:, g * cg:(g + 1) * cg],
+                    w[g * fg:(g + 1) * fg, :, i, j].astype(np.float64))
+    if b is not None:
+        y += b.reshape(1, f, 1, 1)
+
+    def grads(dy):
+        dy = dy.astype(np.float64)
+        dxp, dw = np.zeros_like(xp), np.zeros(w.shape)
+        for g in range(groups):
+            fs, cs = slice(g * fg, (g + 1) * fg), slice(g * cg, (g + 1) * cg)
+            for i in range(kh):
+                for j in range(kw):
+                    dw[fs, :, i, j] = np.einsum("nchw,nfhw->fc", window(i, j)[:, cs], dy[:, fs])
+                    dxp[(slice(None), cs) + under(i, j)] += np.einsum(
+                        "nfhw,fc->nchw", dy[:, fs], w[fs, :, i, j].astype(np.float64))
+        return dxp[:, :, ph:ph + h, pw:pw + wd], dw, dy.sum(axis=(0, 2, 3))
+    return y, grads
+
+
+CONV2D_CASES = [  # x shape, w shape, stride, padding, dilation, groups, bias
+    ((2, 3, 6, 5), (4, 3, 3, 3), (1, 1), (0, 0), (1, 1), 1, True),
+    ((3, 2, 7, 6), (5, 2, 3, 2), (1, 1), (1, 1), (1, 1), 1, False),
+    ((1, 1, 8, 8), (2, 1, 5, 5), (1, 1), (2, 2), (1, 1), 1, True),    # batch 1, 5x5
+    ((2, 3, 9, 7), (3, 3, 3, 3), (1, 1), (2, 1), (2, 1), 1, True),    # dilation
+    ((2, 5, 4, 4), (7, 5, 1, 1), (1, 1), (0, 0), (1, 1), 1, True),    # 1x1
+    ((2, 2, 3, 3), (3, 2, 3, 3), (1, 1), (3, 3), (1, 1), 1, True),    # padding > kernel reach
+    ((2, 4, 7, 6), (6, 2, 3, 3), (1, 1), (1, 1), (1, 1), 2, True),    # groups
+    ((1, 2, 7, 6), (3, 2, 3, 2), (2, 1), (1, 0), (1, 2), 1, True),    # stride
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("x_shape,w_shape,stride,padding,dilation,groups,bias", CONV2D_CASES)
+def test_conv2d_and_backward(backend, rng, dtype, x_shape, w_shape, stride, padding, dilation,
+                             groups, bias):
+    x, w = normal(rng, x_shape, dtype), normal(rng, w_shape, dtype)
+    b = normal(rng, (w_shape[0],), dtype) if bias else None
+    want, grads = _conv2d_brute(x, w, b, stride, padding, dilation, groups)
+    # sums of up to C·kh·kw products, in whatever order the backend chooses
+    tol = dict(rtol=1e-10, atol=1e-10) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-4)
+    y, saved = backend.conv2d(put(backend, x, "transposed"), put(backend, w), None if b is None
+                              else put(backend, b), stride, padding, dilation, groups)
+    assert get(backend, y).dtype == dtype
+    np.testing.assert_allclose(get(backend, y), want, **tol)
+    dy = normal(rng, want.shape, dtype)
+    want_dx, want_dw, want_db = grads(dy)
+    for keep in (saved, None):  # what conv2d saved, or recomputed
+        dx, dw, db = backend.conv2d_backward(put(backend, dy, "transposed"), put(backend, x),
+                                             put(backend, w), keep, stride, padding, dilation,
+                                             groups, True, bias)
+        np.testing.assert_allclose(get(backend, dx), want_dx, **tol)
+        np.testing.assert_allclose(get(backend, dw), want_dw, **tol)
+        assert get(backend, dx).shape == x_shape and get(backend, dw).shape == w_shape
+        if bias:
+            np.testing.assert_allclose(get(backend, db), want_db, **tol)
+        else:
+            assert db is None
+    dx, dw, db = backend.conv2d_backward(put(backend, dy), put(backend, x), put(backend, w),
+                                         saved, stride, padding, dilation, groups, False, False)
+    assert dx is None and db is None
+    np.testing.assert_allclose(get(backend, dw), want_dw, **tol)
+
+
 def _pool_brute(x, kernel, stride):
     n, c, h, w = x.shape
     oh, ow = (h - kernel) // stride + 1, (w - kernel) // stride + 1
