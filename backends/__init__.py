@@ -1,7 +1,10 @@
 """Pluggable array backends: `get("numpy" | "numba" | "cuda")`."""
 from .base import Backend, UNARY_OPS, BINARY_OPS, SEMIRINGS, ACTIVATIONS
 from .numpy_backend import NumpyBackend
+from .memory import tune_malloc
 from .threads import blas_threads, get_num_threads, set_num_threads
+
+tune_malloc()
 
 _instances = {}
 # name -> (module, class); compiled backends import lazily (Numba import is slow)
