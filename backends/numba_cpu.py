@@ -4,15 +4,18 @@ Everything already at BLAS or NumPy speed (matmul, reductions, layout, most
 elementwise math) is inherited from `NumpyBackend`. The kernels where NumPy is
 slow or wasteful are overridden with `numba.njit(parallel=True, cache=True)`
 loops: tropical matmul with argmax, scatter-add (the backward of gather,
-embedding and fancy indexing), im2col / col2im, max-pool with indices,
+embedding and fancy indexing), im2col / col2im, a direct stride-1 convolution
+(forward and backward, without the im2col matrix), max-pool with indices,
 softmax / log-softmax rows and the fused sigmoid / SiLU.
 
 Results equal the NumPy backend's: the same float operations in the same order
 wherever NumPy's order is defined (tropical products, scatter-adds, col2im and
 max-pool are bitwise identical, argmax ties go to the lowest index); rows
-computed with `exp` differ from NumPy's SIMD `exp` by an ulp or so. No kernel
-uses fastmath, since reassociation or "no NaN" assumptions would change
-results or ties.
+computed with `exp` differ from NumPy's SIMD `exp` by an ulp or so. Only sums
+whose order NumPy leaves to BLAS anyway may be reassociated or contracted into
+FMAs (the direct convolution, the tropical contraction's max / min reductions,
+which are exact in any order); no kernel assumes "no NaN" or "no inf", and every
+kernel gives the same bits on any number of threads.
 
 Threads: every kernel runs on `numba.get_num_threads()` threads, so
 `NUMBA_NUM_THREADS` and `numba.set_num_threads` are respected (small inputs run
@@ -1396,6 +1399,7 @@ class _DirectConv:
 
 
 _SCRATCH = threading.local()
+_SCRATCH_ARRAYS, _SCRATCH_BYTES = 8, 256 << 20  # kept per thread, least recently used out
 
 
 def _scratch(key, shape, dtype):
@@ -1412,7 +1416,8 @@ def _scratch(key, shape, dtype):
     if a is None:
         a = np.zeros(shape, dtype)
     cache[key] = a  # most recently used last
-    while len(cache) > 8:
+    while len(cache) > 1 and (len(cache) > _SCRATCH_ARRAYS or
+                              sum(b.nbytes for b in cache.values()) > _SCRATCH_BYTES):
         cache.pop(next(iter(cache)))
     return a
 

@@ -85,7 +85,9 @@ class Conv2D(Operation):
     dW_g = dY_g · cols_gᵀ,  dx = patchesᵀ(W_gᵀ · dY_g for every g),  db = Σ_{n,oh,ow} dy
     with cols = patches(x) (C·kh·kw, N·OH·OW) and dY = dy as (F, N·OH·OW).
     The backend computes them (Backend.conv2d / conv2d_backward): by default one
-    matrix product per group for the whole batch, Y_g = W_g · cols_g."""
+    matrix product per group for the whole batch, Y_g = W_g · cols_g; the Numba-CPU
+    backend convolves stride 1, one group directly, as sums of shifted rows of the
+    zero-padded input, without the cols matrix."""
     saves = (0, 1)
 
     def __init__(self, stride=1, padding=0, dilation=1, groups=1):

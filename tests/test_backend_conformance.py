@@ -1131,3 +1131,91 @@ def test_numba_parallel_and_serial_paths_match_the_reference(rng, monkeypatch):
                 np.testing.assert_allclose(y, w, err_msg=name, **TOL[w.dtype])
             else:
                 np.testing.assert_array_equal(y, w, err_msg=name)
+
+
+# ------------------------------------- Numba-CPU direct (plane-grid) convolution
+def _conv_all(be, x, w, b, dy, stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1):
+    """conv2d and all three gradients, as host arrays, plus what conv2d saved."""
+    y, saved = be.conv2d(be.asarray(x), be.asarray(w), None if b is None else be.asarray(b),
+                         stride, padding, dilation, groups)
+    grads = be.conv2d_backward(be.asarray(dy), be.asarray(x), be.asarray(w), saved, stride,
+                               padding, dilation, groups, True, b is not None)
+    return [get(be, y)] + [get(be, g) for g in grads if g is not None], saved
+
+
+def _conv_data(rng, dtype, x_shape=(2, 3, 6, 5), w_shape=(5, 3, 3, 3), padding=(1, 1)):
+    x, w = normal(rng, x_shape, dtype), normal(rng, w_shape, dtype)
+    b = normal(rng, (w_shape[0],), dtype)
+    oh = x_shape[2] + 2 * padding[0] - w_shape[2] + 1
+    ow = x_shape[3] + 2 * padding[1] - w_shape[3] + 1
+    return x, w, b, normal(rng, (x_shape[0], w_shape[0], oh, ow), dtype)
+
+
+@pytest.mark.parametrize("stride,groups,w_dtype,direct", [
+    ((1, 1), 1, np.float32, True), ((2, 1), 1, np.float32, False),
+    ((1, 1), 3, np.float32, False), ((1, 1), 1, np.float64, False)])
+def test_numba_conv2d_convolves_directly_for_stride_1_and_one_group(rng, stride, groups,
+                                                                    w_dtype, direct):
+    nb = _numba_cpu()
+    from opgraph.backends import numba_cpu
+
+    x = normal(rng, (2, 3, 6, 5), np.float32)
+    w = normal(rng, (6, 3 // groups, 3, 3), w_dtype)
+    _, saved = nb.conv2d(x, w, None, stride, (1, 1), (1, 1), groups)
+    assert isinstance(saved, numba_cpu._DirectConv) == direct
+
+
+@pytest.mark.parametrize("at", [0, 7, -1])  # a corner (it meets the grid's padding), inside
+@pytest.mark.parametrize("where,value", [
+    ("x", np.inf), ("x", -np.inf), ("x", np.nan), ("w", np.inf), ("w", np.nan),
+    ("dy", np.inf), ("dy", np.nan), ("b", np.nan)])
+def test_numba_direct_conv2d_with_an_inf_or_nan_matches_numpy(rng, where, value, at):
+    # the grid's padding cells meet an inf as 0 * inf = NaN: the backward must not let
+    # that reach a gradient that is finite in the true convolution
+    nb = _numba_cpu()
+    data = dict(zip(("x", "w", "b", "dy"), _conv_data(rng, np.float64)))
+    data[where].flat[at % data[where].size] = value
+    got, saved = _conv_all(nb, data["x"], data["w"], data["b"], data["dy"])
+    want, _ = _conv_all(REF, data["x"], data["w"], data["b"], data["dy"])
+    assert type(saved).__name__ == "_DirectConv"
+    for name, g, r in zip(("y", "dx", "dw", "db"), got, want):
+        np.testing.assert_array_equal(np.isnan(g), np.isnan(r), err_msg=name)
+        np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+def test_numba_direct_conv2d_reuses_its_work_arrays_correctly(rng):
+    # alternating geometries and dtypes, and new gradients on the same geometry: each
+    # result equals the reference's (a reused grid keeps zeros between its cells)
+    nb = _numba_cpu()
+    cases = [_conv_data(rng, np.float64), _conv_data(rng, np.float32, (1, 2, 4, 7), (3, 2, 2, 3),
+                                                      (2, 0)),
+             _conv_data(rng, np.float64)]
+    for x, w, b, dy in cases + cases[::-1]:
+        padding = (1, 1) if x.shape[1] == 3 else (2, 0)
+        got, _ = _conv_all(nb, x, w, b, dy, padding=padding)
+        want, _ = _conv_all(REF, x, w, b, dy, padding=padding)
+        tol = TOL[np.dtype(x.dtype)] if x.dtype == np.float64 else dict(rtol=1e-4, atol=1e-4)
+        for g, r in zip(got, want):
+            np.testing.assert_allclose(g, r, **tol)
+
+
+def test_numba_direct_conv2d_same_bits_on_any_thread_count_and_in_python_threads(
+        rng, monkeypatch):
+    nb = _numba_cpu()
+    import numba
+    from concurrent.futures import ThreadPoolExecutor
+    from opgraph.backends import numba_cpu
+
+    monkeypatch.setattr(numba_cpu, "PARALLEL_MIN_WORK", 0)
+    data = [_conv_data(rng, np.float32, (3, 4, 9, 8), (6, 4, 3, 3)) for _ in range(4)]
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = [_conv_all(nb, *d)[0] for d in data]
+    finally:
+        numba.set_num_threads(before)
+    with ThreadPoolExecutor(4) as pool:  # the work arrays are per thread
+        many = list(pool.map(lambda d: _conv_all(nb, *d)[0], data * 3))
+    for i, results in enumerate(many):
+        for a, b in zip(one[i % 4], results):
+            np.testing.assert_array_equal(a, b)

@@ -40,3 +40,50 @@ def test_training_loop_keeps_tape_and_objects_flat():
     assert len(tape.ops) == 0
     assert _live(Operation) <= ops_before + 5
     assert _live(og.Tensor) <= tensors_before + 5
+
+
+# ------------------------------------------------------------ heap tuning
+def _glibc():
+    import ctypes
+    try:
+        ctypes.CDLL(None).gnu_get_libc_version
+        return True
+    except (OSError, AttributeError):
+        return False
+
+
+def _malloc_state(env):
+    import json
+    import os
+    import subprocess
+    import sys
+    code = ("import json; from opgraph.backends import memory; "
+            "print(json.dumps(memory.state))")
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("OPGRAPH_MALLOC_TUNING", "MALLOC_TRIM_THRESHOLD_",
+                          "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES")}
+    out = subprocess.run([sys.executable, "-c", code], env={**clean, **env}, check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def test_importing_opgraph_tunes_glibc_malloc_unless_told_otherwise():
+    import pytest
+    if not _glibc():
+        assert _malloc_state({}) == {"tuned": False, "why": "the C library is not glibc"}
+        pytest.skip("not glibc: nothing is tuned")
+    assert _malloc_state({}) == {"tuned": True, "why": None}
+    assert _malloc_state({"OPGRAPH_MALLOC_TUNING": "0"}) == {
+        "tuned": False, "why": "OPGRAPH_MALLOC_TUNING=0"}
+    # a setting the user made wins
+    for name in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES"):
+        value = "glibc.malloc.trim_threshold=1" if name == "GLIBC_TUNABLES" else "131072"
+        assert _malloc_state({name: value}) == {
+            "tuned": False, "why": f"the environment sets {name}"}
+
+
+def test_tune_malloc_is_idempotent():
+    from opgraph.backends import memory
+    first = memory.tune_malloc()
+    assert memory.tune_malloc() == first
+    assert first == (memory.state["why"] is None)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import opgraph as og
-from checks import op_table_tests
+from checks import conv2d_ref, op_table_tests
 
 
 def _logsumexp(a, axis):
@@ -123,6 +123,19 @@ CASES = {
                                [(2, 3, 5, 5), (4, 3, 3, 3), (4,)], False),
     "conv2d_batch1": (lambda x, w: og.conv2d(x, w), lambda x, w: _conv_ref(x, w, None, 1, 0),
                       [(1, 1, 4, 4), (2, 1, 2, 2)], False),
+    # stride 1, one group: the Numba-CPU backend's direct convolution
+    "conv2d_pad_dilation": (lambda x, w, b: og.nn.functional.conv2d(x, w, b, padding=(2, 1),
+                                                                 dilation=(2, 1)),
+                            lambda x, w, b: conv2d_ref(x, w, b, padding=(2, 1), dilation=(2, 1)),
+                            [(2, 3, 6, 5), (4, 3, 3, 2), (4,)], False),
+    "conv2d_wide_padding_1x1": (lambda x, w: og.conv2d(x, w, padding=2),
+                                lambda x, w: conv2d_ref(x, w, padding=(2, 2)),
+                                [(2, 5, 3, 2), (3, 5, 1, 1)], False),
+    "conv2d_transposed_input": (lambda x, w, b: og.conv2d(x.transpose(0, 1, 3, 2), w, b,
+                                                          padding=1),
+                                lambda x, w, b: conv2d_ref(x.transpose(0, 1, 3, 2), w, b,
+                                                           padding=(1, 1)),
+                                [(1, 2, 5, 4), (5, 2, 3, 3), (5,)], False),
     "max_pool2d": (lambda x: og.max_pool2d(x, 2), lambda x: _pool_ref(x, 2, 2), [(2, 2, 4, 5)], False),
     "max_pool2d_overlapping": (lambda x: og.max_pool2d(x, 2, 1), lambda x: _pool_ref(x, 2, 1),
                                [(1, 2, 4, 4)], False),
