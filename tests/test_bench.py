@@ -41,3 +41,22 @@ def test_bench_command_writes_json(tmp_path, capsys):
     assert "tropical max_plus 128x128" in out and "BLAS" in out
     data = json.loads(path.read_text())
     assert data["backends"] == ["numpy"] and len(data["rows"]) == 1
+
+
+def test_bench_peers_only_times_no_backend(tmp_path, capsys):
+    from opgraph.__main__ import main
+    path = tmp_path / "peers.json"
+    assert main(["bench", "--quick", "--peers-only", "--only", "128x128", "--json",
+                 str(path)]) == 0
+    data = json.loads(path.read_text())
+    assert data["backends"] == []
+    (row,) = data["rows"]
+    assert "numpy" not in row["results"] and "numba" not in row["results"]
+    assert set(row["results"]) <= set(bench.PEERS)
+
+
+@pytest.mark.parametrize("extra", [["--no-peers"], ["--backend", "numba"]])
+def test_bench_peers_only_refuses_options_that_time_backends(extra, capsys):
+    from opgraph.__main__ import main
+    assert main(["bench", "--quick", "--peers-only", "--only", "128x128"] + extra) == 2
+    assert "--peers-only" in capsys.readouterr().err

@@ -15,6 +15,9 @@ def add_arguments(parser):
                         help="also write the full results (all timings, machine, BLAS) as JSON")
     parser.add_argument("--no-peers", action="store_true",
                         help="time only the opgraph backends")
+    parser.add_argument("--peers-only", action="store_true",
+                        help="time only the installed peers, no opgraph backend (with "
+                             "--no-peers in another process: each side alone)")
     parser.add_argument("--only", action="append", metavar="WORD",
                         help="run only the cases whose name contains WORD (repeatable); "
                              "'mis' (or mis100, mis150, mis200, mis250) runs the maximum-"
@@ -52,7 +55,11 @@ def run(args):
 
     if args.threads is not None:
         number(args.threads, "--threads", minimum=1, integer=True)
-    backends = args.backend or ["numpy", "numba"]
+    if args.peers_only and (args.no_peers or args.backend):
+        from ._cli import UsageError
+        raise UsageError("--peers-only times no backend: it cannot be combined with "
+                         "--no-peers or --backend")
+    backends = [] if args.peers_only else args.backend or ["numpy", "numba"]
     check_arguments(args, backends, bench)
     mis_words = [w for w in args.only or [] if w.startswith("mis")]
     if mis_words:
