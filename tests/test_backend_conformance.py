@@ -1151,16 +1151,20 @@ def _conv_data(rng, dtype, x_shape=(2, 3, 6, 5), w_shape=(5, 3, 3, 3), padding=(
     return x, w, b, normal(rng, (x_shape[0], w_shape[0], oh, ow), dtype)
 
 
-@pytest.mark.parametrize("stride,groups,w_dtype,direct", [
-    ((1, 1), 1, np.float32, True), ((2, 1), 1, np.float32, False),
-    ((1, 1), 3, np.float32, False), ((1, 1), 1, np.float64, False)])
-def test_numba_conv2d_convolves_directly_for_stride_1_and_one_group(rng, stride, groups,
-                                                                    w_dtype, direct):
+@pytest.mark.parametrize("channels,kernel,stride,groups,w_dtype,direct", [
+    (3, (3, 3), (1, 1), 1, np.float32, True), (3, (3, 3), (2, 1), 1, np.float32, False),
+    (3, (3, 3), (1, 1), 3, np.float32, False), (3, (3, 3), (1, 1), 1, np.float64, False),
+    (3, (1, 1), (1, 1), 1, np.float32, False), (3, (1, 2), (1, 1), 1, np.float32, True),
+    (113, (3, 3), (1, 1), 1, np.float32, True), (114, (3, 3), (1, 1), 1, np.float32, False)])
+def test_numba_conv2d_convolves_directly_for_stride_1_one_group_and_few_sources(
+        rng, channels, kernel, stride, groups, w_dtype, direct):
+    # 113 channels x 9 taps = 1017 sources, 114 x 9 = 1026: over DIRECT_CONV_MAX_SOURCES
     nb = _numba_cpu()
     from opgraph.backends import numba_cpu
 
-    x = normal(rng, (2, 3, 6, 5), np.float32)
-    w = normal(rng, (6, 3 // groups, 3, 3), w_dtype)
+    assert numba_cpu.DIRECT_CONV_MAX_SOURCES == 1024
+    x = normal(rng, (2, channels, 6, 5), np.float32)
+    w = normal(rng, (6, channels // groups) + kernel, w_dtype)
     _, saved = nb.conv2d(x, w, None, stride, (1, 1), (1, 1), groups)
     assert isinstance(saved, numba_cpu._DirectConv) == direct
 
