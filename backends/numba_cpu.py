@@ -1381,8 +1381,8 @@ class _PlaneGrid:
         self.n, self.c, self.h, self.w = x_shape
         self.f, _, kh, kw = w_shape
         (self.ph, self.pw), (dh, dw) = padding, dilation
-        self.oh = self.h + 2 * self.ph - dh * (kh - 1)
-        self.ow = self.w + 2 * self.pw - dw * (kw - 1)
+        self.oh = conv_out(self.h, kh, 1, self.ph, dh)
+        self.ow = conv_out(self.w, kw, 1, self.pw, dw)
         # the bottom / right padding is what the top / left padding of the next plane /
         # row does not already provide
         hr = self.h + self.ph + max(0, self.ph - dh * (kh - 1))
